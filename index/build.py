@@ -1,0 +1,129 @@
+"""Policies -> clauses -> passages -> embeddings -> an index directory on disk."""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from index.chunk import ChunkSettings, chunk_clauses
+from index.corpus import checksum
+from index.embed import Encoder
+from index.lexical import B, K1, STEMMER, build_bm25, tokenize
+from index.parse import parse_clauses
+from index.sentences import sentence_spans
+from index.store import FORMAT, FORMAT_VERSION, IndexLoadError, StoredIndex, read_index, write_index
+from index.types import Passage, Policy
+
+# Below this many passages exact search is fast enough (and exact); above it HNSW keeps queries fast.
+HNSW_THRESHOLD = 200_000
+
+
+def _sentence_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def make_dense_index(embeddings: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
+    import faiss
+
+    dim = embeddings.shape[1]
+    if len(embeddings) >= hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+    return index
+
+
+def passages_of(policy: Policy, settings: ChunkSettings) -> list[Passage]:
+    return chunk_clauses(parse_clauses(policy.text, policy.id), policy.text, settings)
+
+
+def _previous_vectors(out: Path, model: str) -> dict[str, np.ndarray]:
+    """Embeddings an existing index at `out` already holds, by content hash, if built by `model`."""
+    try:
+        old: StoredIndex = read_index(out)
+    except IndexLoadError:
+        return {}
+    if old.model != model:
+        return {}
+    known = {p.key: old.embeddings[i] for i, p in enumerate(old.passages)}
+    for i, (row, (s, e)) in enumerate(zip(old.sentence_passage, old.sentence_spans)):
+        text = old.policies[old.passages[row].policy_id].text[s:e]
+        known[_sentence_key(text)] = old.sentence_embeddings[i]
+    return known
+
+
+def build_index(
+    policies: list[Policy],
+    out: Path,
+    encoder: Encoder,
+    settings: ChunkSettings = ChunkSettings(),
+    progress: bool = False,
+    reuse: bool = True,
+) -> dict:
+    """Build (or rebuild) the index at `out` from `policies`; returns timing and count figures.
+    Text already embedded by the same model in the index at `out` is not embedded again."""
+    t0 = time.perf_counter()
+    passages: list[Passage] = []
+    policy_entries = []
+    for policy in policies:
+        ps = passages_of(policy, settings)
+        policy_entries.append({
+            "id": policy.id, "company": policy.company, "service": policy.service, "aliases": list(policy.aliases),
+            "date": policy.date, "source": policy.source, "sha256": checksum(policy.text), "passages": len(ps),
+            "added": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        passages.extend(ps)
+    sentence_rows, spans = [], []
+    for row, p in enumerate(passages):
+        for s, e in sentence_spans(p.text, p.start):
+            sentence_rows.append(row)
+            spans.append((s, e))
+    texts_by_policy = {p.id: p.text for p in policies}
+    sentence_texts = [texts_by_policy[passages[r].policy_id][s:e] for r, (s, e) in zip(sentence_rows, spans)]
+    t_parse = time.perf_counter()
+
+    known = _previous_vectors(Path(out), encoder.name) if reuse else {}
+    wanted = [(p.key, p.embedding_text()) for p in passages] + [(_sentence_key(t), t) for t in sentence_texts]
+    missing = {k: t for k, t in wanted if k not in known}
+    vectors = dict(known)
+    if missing:
+        keys = list(missing)
+        encoded = encoder.encode([missing[k] for k in keys], progress=progress)
+        vectors.update(zip(keys, encoded))
+    dim = encoder.dimension
+    embeddings = np.stack([vectors[p.key] for p in passages]) if passages else np.zeros((0, dim), np.float32)
+    sentence_embeddings = (
+        np.stack([vectors[_sentence_key(t)] for t in sentence_texts]) if sentence_texts else np.zeros((0, dim), np.float32)
+    )
+    t_embed = time.perf_counter()
+
+    vocab, bm25 = build_bm25([tokenize(p.embedding_text()) for p in passages])
+    dense = make_dense_index(embeddings)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"name": encoder.name, "dimension": int(dim)},
+        "chunking": settings.to_dict(),
+        "lexical": {"k1": K1, "b": B, "stemmer": STEMMER},
+        "dense": {"type": type(dense).__name__},
+        "passages": len(passages),
+        "sentences": len(sentence_texts),
+        "policies": policy_entries,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    version = write_index(
+        Path(out), manifest, policies, passages, embeddings, dense, vocab, bm25,
+        np.array(sentence_rows, dtype=np.int32), np.array(spans, dtype=np.int32).reshape(-1, 2), sentence_embeddings,
+    )
+    t_end = time.perf_counter()
+    return {
+        "path": str(version), "policies": len(policies), "passages": len(passages), "sentences": len(sentence_texts),
+        "embedded": len(missing), "reused": len(wanted) - len(missing),
+        "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_embed, "total": t_end - t0},
+    }

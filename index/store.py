@@ -1,0 +1,201 @@
+"""The index directory: one format, written atomically, read with checks.
+
+    DIR/CURRENT          name of the live version directory (replaced atomically with os.replace)
+    DIR/v-<stamp>/       manifest.json, passages.jsonl, embeddings.npy, dense.faiss,
+                         sentences.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt
+
+A build writes a new version directory, fsyncs it, then swaps CURRENT: a crash at any point leaves
+CURRENT naming a complete version, the old or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from index.corpus import checksum
+from index.types import Passage, Policy
+
+FORMAT = "policyqa-index"
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
+
+
+class IndexLoadError(RuntimeError):
+    """An index directory that is missing, partial, corrupt or built for another model."""
+
+
+@dataclass
+class StoredIndex:
+    """Everything a reader needs, as plain arrays; rows of `embeddings` follow `passages`."""
+
+    path: Path
+    manifest: dict
+    policies: dict[str, Policy]
+    passages: list[Passage]
+    embeddings: np.ndarray  # (n, d) float32, L2-normalised
+    dense: object  # faiss.Index over `embeddings`
+    vocab: dict[str, int]
+    bm25: sparse.csc_matrix
+    sentence_passage: np.ndarray  # (m,) row of the passage each sentence belongs to
+    sentence_spans: np.ndarray  # (m, 2) start/end offsets in the policy text
+    sentence_embeddings: np.ndarray  # (m, d) float32
+    policy_rows: dict[str, np.ndarray] = field(default_factory=dict)  # policy id -> passage rows
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]["name"]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def live_version(directory: Path) -> Path | None:
+    """The version directory CURRENT names, or the directory itself if it holds a bare version."""
+    directory = Path(directory)
+    pointer = directory / CURRENT
+    if pointer.exists():
+        return directory / pointer.read_text(encoding="utf-8").strip()
+    if (directory / "manifest.json").exists():
+        return directory
+    return None
+
+
+def write_index(
+    directory: Path,
+    manifest: dict,
+    policies: list[Policy],
+    passages: list[Passage],
+    embeddings: np.ndarray,
+    dense_index,
+    vocab: dict[str, int],
+    bm25: sparse.csc_matrix,
+    sentence_passage: np.ndarray,
+    sentence_spans: np.ndarray,
+    sentence_embeddings: np.ndarray,
+) -> Path:
+    """Write a complete new version beside the live one, then make it live. Returns its path."""
+    import faiss
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+    version = directory / f"v-{stamp}"
+    staging = directory / f".tmp-{stamp}"
+    staging.mkdir()
+    (staging / "policies").mkdir()
+    for p in policies:
+        _write_file(staging / "policies" / f"{p.id}.txt", p.text.encode("utf-8"))
+    _write_file(staging / "passages.jsonl", "".join(json.dumps(x.to_dict(), ensure_ascii=False) + "\n" for x in passages).encode("utf-8"))
+    with open(staging / "embeddings.npy", "wb") as f:
+        np.save(f, np.ascontiguousarray(embeddings, dtype=np.float32))
+        os.fsync(f.fileno())
+    faiss.write_index(dense_index, str(staging / "dense.faiss"))
+    with open(staging / "sentences.npz", "wb") as f:
+        np.savez(f, passage=sentence_passage.astype(np.int32), spans=sentence_spans.astype(np.int32),
+                 embeddings=sentence_embeddings.astype(np.float32))
+        os.fsync(f.fileno())
+    with open(staging / "lexical.npz", "wb") as f:
+        sparse.save_npz(f, bm25.tocsc(), compressed=False)
+        os.fsync(f.fileno())
+    _write_file(staging / "lexical_vocab.json", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
+    # The manifest goes last: a version directory without one is never taken for complete.
+    _write_file(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
+    _fsync_dir(staging / "policies")
+    _fsync_dir(staging)
+    os.rename(staging, version)
+    _write_file(directory / f"{CURRENT}.tmp", version.name.encode("utf-8"))
+    os.replace(directory / f"{CURRENT}.tmp", directory / CURRENT)
+    _fsync_dir(directory)
+    # Old versions and staging left by crashed builds go only after the swap.
+    for stale in directory.iterdir():
+        if stale.is_dir() and stale != version and stale.name.startswith((".tmp-", "v-")):
+            shutil.rmtree(stale, ignore_errors=True)
+    return version
+
+
+def read_manifest(directory: Path) -> dict:
+    directory = Path(directory)
+    version = live_version(directory)
+    hint = REBUILD_HINT.format(dir=directory)
+    if version is None:
+        raise IndexLoadError(f"no index at {directory}; {hint}")
+    try:
+        manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise IndexLoadError(f"index at {directory} is incomplete (no manifest.json); {hint}") from e
+    except ValueError as e:
+        raise IndexLoadError(f"index manifest at {version} is corrupt ({e}); {hint}") from e
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(
+            f"index at {directory} has format {manifest.get('format')!r} v{manifest.get('format_version')}, "
+            f"this PolicyQA reads {FORMAT!r} v{FORMAT_VERSION}; {hint}"
+        )
+    return manifest
+
+
+def read_index(directory: Path) -> StoredIndex:
+    """Load and check an index; any missing, corrupt or inconsistent part raises IndexLoadError."""
+    import faiss
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    version = live_version(directory)
+    hint = REBUILD_HINT.format(dir=directory)
+    try:
+        passages = [Passage.from_dict(json.loads(line)) for line in (version / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+        embeddings = np.load(version / "embeddings.npy", allow_pickle=False)
+        dense = faiss.read_index(str(version / "dense.faiss"))
+        with np.load(version / "sentences.npz", allow_pickle=False) as s:
+            sentence_passage, sentence_spans, sentence_embeddings = s["passage"], s["spans"], s["embeddings"]
+        bm25 = sparse.load_npz(version / "lexical.npz").tocsc()
+        vocab = json.loads((version / "lexical_vocab.json").read_text(encoding="utf-8"))
+        policies = {}
+        for entry in manifest["policies"]:
+            text = (version / "policies" / f"{entry['id']}.txt").read_text(encoding="utf-8")
+            if checksum(text) != entry["sha256"]:
+                raise IndexLoadError(f"policy text {entry['id']} in {version} does not match its checksum; {hint}")
+            policies[entry["id"]] = Policy(
+                id=entry["id"], company=entry["company"], text=text, service=entry.get("service", ""),
+                aliases=tuple(entry.get("aliases", ())), date=entry.get("date"), source=entry.get("source", ""),
+            )
+    except IndexLoadError:
+        raise
+    except Exception as e:  # numpy, faiss, scipy and json each fail their own way on a damaged file
+        raise IndexLoadError(f"index at {directory} is corrupt or incomplete ({type(e).__name__}: {e}); {hint}") from e
+    dim = manifest["model"]["dimension"]
+    n = len(passages)
+    checks = [
+        (embeddings.ndim == 2 and embeddings.shape == (n, dim), f"embeddings {embeddings.shape} vs {n} passages x {dim}"),
+        (dense.ntotal == n and dense.d == dim, f"FAISS index holds {dense.ntotal} x {dense.d}"),
+        (bm25.shape[0] == n, f"lexical index holds {bm25.shape[0]} rows"),
+        (manifest.get("passages") == n, f"manifest counts {manifest.get('passages')} passages"),
+        (len(sentence_passage) == len(sentence_spans) == len(sentence_embeddings), "sentence arrays disagree"),
+        (all(p.policy_id in policies for p in passages), "passages name policies the manifest lacks"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise IndexLoadError(f"index at {directory} is inconsistent: {what}; {hint}")
+    policy_ids = np.array([p.policy_id for p in passages])
+    policy_rows = {pid: np.flatnonzero(policy_ids == pid) for pid in policies}
+    return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
+                       sentence_passage, sentence_spans, sentence_embeddings, policy_rows)

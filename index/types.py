@@ -1,0 +1,111 @@
+"""The records that flow through PolicyQA: Policy -> Clause -> Passage (written by `index`),
+then Hit -> Citation -> Answer (read by `qa`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: str
+    company: str
+    text: str
+    service: str = ""
+    aliases: tuple[str, ...] = ()
+    date: str | None = None
+    source: str = ""  # file name the text came from
+
+    def names(self) -> tuple[str, ...]:
+        """Every name a question may use for this policy, most specific first."""
+        seen: list[str] = []
+        for name in (*self.aliases, self.service, self.company, self.id):
+            if name and name not in seen:
+                seen.append(name)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Clause:
+    policy_id: str
+    section: tuple[str, ...]  # heading path as the policy writes it, outermost first
+    start: int  # character offsets of the clause body in Policy.text
+    end: int
+
+    @property
+    def heading(self) -> str:
+        return " › ".join(self.section)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrievable piece of a clause; `start`/`end` are offsets in the policy's text."""
+
+    key: str  # content hash: the same text under the same heading is embedded once
+    policy_id: str
+    section: tuple[str, ...]
+    start: int
+    end: int
+    text: str
+
+    @property
+    def heading(self) -> str:
+        return " › ".join(self.section)
+
+    def embedding_text(self) -> str:
+        # The heading tells the encoder what the clause is about when its body does not say.
+        return f"{self.heading}\n{self.text}" if self.section else self.text
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["section"] = list(self.section)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Passage":
+        return cls(**{**d, "section": tuple(d["section"])})
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    score: float  # fused retrieval score, higher is better
+    dense: float  # cosine similarity of question and passage
+    lexical: float  # BM25 score
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    policy_id: str
+    company: str
+    section: str
+    text: str
+    start: int
+    end: int
+    highlight: str
+    highlight_start: int
+    highlight_end: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    policies: list[str]
+    citations: list[Citation]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "policies": list(self.policies),
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }

@@ -1,0 +1,192 @@
+"""`policyqa`: ask questions, build the index, serve the page, run the benchmarks."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from index.corpus import DEFAULT_CORPUS, CorpusError
+from index.embed import DEFAULT_MODEL, ModelError
+from index.store import IndexLoadError, live_version
+
+
+def default_index_dir() -> Path:
+    if os.environ.get("POLICYQA_INDEX"):
+        return Path(os.environ["POLICYQA_INDEX"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "policyqa" / "index"
+
+
+def build(corpus: Path, out: Path, model: str, progress: bool = True) -> dict:
+    from index.build import build_index
+    from index.corpus import load_corpus
+    from index.embed import Encoder
+
+    policies = load_corpus(corpus)
+    return build_index(policies, out, Encoder(model), progress=progress)
+
+
+def open_engine(index_dir: Path | None, model: str | None = None):
+    """The engine over `index_dir`; the default index is built from the shipped corpus on first use."""
+    from qa.engine import Engine
+
+    directory = Path(index_dir) if index_dir else default_index_dir()
+    if index_dir is None and live_version(directory) is None:
+        print(f"Building the default index at {directory} (first use, about a minute)…", file=sys.stderr)
+        build(DEFAULT_CORPUS, directory, model or DEFAULT_MODEL)
+    return Engine.open(directory, model=model)
+
+
+def _print_answer(answer) -> None:
+    print(answer.answer)
+    print()
+    print("Sources:")
+    for c in answer.citations:
+        print(f"[{c.n}] {c.company} — {c.section}  (characters {c.start}–{c.end}, score {c.score:.3f})")
+        body = " ".join(c.text.split())
+        print("    " + (body if len(body) <= 600 else body[:600] + "…"))
+    print()
+
+
+def _questions(path: str):
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                yield number, None, f"line {number} is not JSON: {e}"
+                continue
+            if not isinstance(row, dict) or "question" not in row:
+                yield number, row, f'line {number} has no "question"'
+                continue
+            yield number, row, None
+
+
+def cmd_ask(args) -> int:
+    from qa.engine import QuestionError
+
+    if not args.question and not args.questions_file:
+        print('error: give a question, e.g. policyqa ask "can JapanWork share my data with partners?"', file=sys.stderr)
+        return 2
+    engine = open_engine(args.index, args.model)
+    if args.questions_file:
+        failures = 0
+        for _, row, problem in _questions(args.questions_file):
+            out = dict(row) if isinstance(row, dict) else {}
+            if problem is None:
+                try:
+                    answer = engine.ask(row["question"], policy=row.get("policy") or args.policy, k=args.k,
+                                        history=row.get("history"))
+                    out.update(answer.to_dict())
+                except QuestionError as e:
+                    problem = str(e)
+            if problem is not None:
+                failures += 1
+                out["error"] = problem
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+        return 1 if failures else 0
+    try:
+        answer = engine.ask(args.question, policy=args.policy, k=args.k)
+    except QuestionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_index_build(args) -> int:
+    out = Path(args.out) if args.out else default_index_dir()
+    report = build(Path(args.corpus), out, args.model or DEFAULT_MODEL, progress=not args.quiet)
+    s = report["seconds"]
+    print(
+        f"Indexed {report['policies']} policies into {report['passages']} passages "
+        f"({report['embedded']} texts embedded, {report['reused']} reused) at {out} "
+        f"in {s['total']:.2f}s (parse {s['parse']:.2f}s, embed {s['embed']:.2f}s, write {s['write']:.2f}s)"
+    )
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import app
+
+    app.serve(index_dir=args.index, host=args.host, port=args.port, model=args.model)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from eval.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def cmd_eval(args) -> int:
+    from eval.run import main as eval_main
+
+    return eval_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="policyqa", description="Ask job-site privacy policies questions; get quoted, cited answers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
+        sp.add_argument("--model", help=f"sentence-transformers model name or path (default: the index's, or {DEFAULT_MODEL})")
+
+    ask = sub.add_parser("ask", help="answer a question with quotes and citations")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    ask.add_argument("--questions-file", help='JSONL file of {"question": ...} lines (or - for stdin); writes JSONL answers')
+    ask.add_argument("--policy", help="answer from this policy id only")
+    ask.add_argument("-k", type=int, default=3, help="number of citations (default 3)")
+    common(ask)
+    ask.set_defaults(func=cmd_ask)
+
+    idx = sub.add_parser("index", help="build the index").add_subparsers(dest="index_command", required=True)
+    b = idx.add_parser("build", help="build an index from a directory of policy texts")
+    b.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="directory of .txt/.md policies (+ optional manifest.json)")
+    b.add_argument("--out", help="index directory to write (default: the default index)")
+    b.add_argument("--model", help=f"sentence-transformers model name or path (default {DEFAULT_MODEL})")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_index_build)
+
+    serve = sub.add_parser("serve", help="start the web page")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+    common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    bench = sub.add_parser("bench", help="print speed figures (build, warm and cold ask)")
+    common(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("eval", help="run the evaluation harness")
+    ev.add_argument("--split", default="all", choices=["dev", "test", "all"])
+    ev.add_argument("--policyqa", action="store_true", help="also run the external PolicyQA benchmark")
+    ev.add_argument("--fast", action="store_true", help="skip baselines and ablations")
+    ev.add_argument("--check", action="store_true", help="fail when hit@1 or highlight-hit@1 regress vs eval/recorded.json")
+    ev.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (IndexLoadError, CorpusError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Compose the answer a person reads: quotes from the cited clauses, never more than they say."""
+from __future__ import annotations
+
+from index.types import Citation, Policy
+
+
+def display_name(policy: Policy) -> str:
+    if policy.service and policy.service != policy.company and policy.company not in policy.service:
+        return f"{policy.service} ({policy.company})"
+    return policy.company or policy.service or policy.id
+
+
+def short_name(policy: Policy) -> str:
+    return policy.aliases[0] if policy.aliases else (policy.service or policy.company or policy.id)
+
+
+def _quote(text: str) -> str:
+    return "“" + " ".join(text.split()) + "”"
+
+
+def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope: list[str], abstained: bool) -> str:
+    """Answer text with [n] markers. `scope` is the policies the question was resolved to."""
+    if not citations:
+        names = ", ".join(short_name(policies[p]) for p in scope) if scope else "any indexed"
+        return f"No policy text could be searched for this question (policies: {names})."
+    if abstained:
+        marks = "".join(f"[{c.n}]" for c in citations)
+        if len(scope) == 1:
+            lead = f"The {short_name(policies[scope[0]])} policy does not say anything that answers this."
+        else:
+            lead = "The policies do not say anything that answers this."
+        return f"{lead} The closest clauses are shown for you to check {marks}."
+    by_policy: dict[str, list[Citation]] = {}
+    for c in citations:
+        by_policy.setdefault(c.policy_id, []).append(c)
+    lines = []
+    for policy_id, cs in by_policy.items():
+        top = cs[0]
+        lines.append(f"{display_name(policies[policy_id])}, {top.section}: {_quote(top.highlight)} [{top.n}]")
+    if len(by_policy) == 1:
+        rest = [c for c in citations[1:] if c.policy_id == citations[0].policy_id]
+        if rest:
+            lines.append("See also " + ", ".join(f"{c.section} [{c.n}]" for c in rest) + ".")
+        return "\n".join(lines)
+    return "What each policy says:\n" + "\n".join(f"• {line}" for line in lines)

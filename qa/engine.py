@@ -1,0 +1,178 @@
+"""Question -> resolved policies -> hybrid retrieval -> highlights -> abstain or quote -> Answer."""
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from index.embed import Encoder
+from index.lexical import tokenize
+from index.store import IndexLoadError, StoredIndex, read_index
+from index.types import Answer, Citation, Hit
+from qa.compose import compose_answer
+from qa.highlight import highlight_span
+from qa.resolve import name_patterns, resolve_policies, strip_names
+from qa.retrieve import RetrievalSettings, retrieve
+
+MAX_QUESTION_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_FOLLOW_UP = re.compile(r"^\s*(what|how)\s+about\b|^\s*(and|also|same)\b|\b(they|them|their|it|its|that|this|those|these)\b", re.I)
+# Words that say "privacy policy" without saying what is asked: no evidence that a clause answers.
+_GENERIC = set(tokenize(
+    "policy policies privacy personal information data info site sites website company companies service "
+    "job jobs seeker user users customer customers mine can could would does do use used"
+))
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked as given; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    k: int = 3
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    resolve_names: bool = True
+    diversify: bool = True  # a question naming no company cites the best clause of each relevant policy first
+    abstain_below: float = 0.40  # evidence score under which the policies are taken not to address a question
+    abstain_overlap: float = 0.5  # ... unless this share of the question's own words is in the top clause
+    overlap_floor: float = 0.30
+
+
+def clean_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("the question is empty: type what you want to know, e.g. “can JapanWork share my data?”")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} characters"
+        )
+    return text
+
+
+class Engine:
+    """A loaded index and its query encoder. Load once, ask many times; holds no per-question state."""
+
+    def __init__(self, index: StoredIndex, encoder: Encoder, settings: Settings = Settings()):
+        if encoder.name != index.model:
+            raise IndexLoadError(
+                f"index at {index.path.parent} was built with model {index.model!r} but {encoder.name!r} was asked for; "
+                f"use --model {index.model!r} or rebuild the index with `policyqa index build --model {encoder.name!r}`"
+            )
+        self.index = index
+        self.encoder = encoder
+        self.settings = settings
+        self.patterns = name_patterns(index.policies)
+
+    @classmethod
+    def open(cls, directory: Path | str, model: str | None = None, settings: Settings = Settings()) -> "Engine":
+        index = read_index(Path(directory))
+        encoder = Encoder(model or index.model)
+        engine = cls(index, encoder, settings)
+        dim = encoder.dimension
+        if dim != index.manifest["model"]["dimension"]:
+            raise IndexLoadError(
+                f"model {encoder.name!r} gives {dim}-dimensional vectors but the index holds "
+                f"{index.manifest['model']['dimension']}; rebuild it with `policyqa index build`"
+            )
+        return engine
+
+    def with_settings(self, settings: Settings) -> "Engine":
+        return Engine(self.index, self.encoder, settings)
+
+    def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+        if policy:
+            if policy not in self.index.policies:
+                known = ", ".join(sorted(self.index.policies))
+                raise QuestionError(f"unknown policy {policy!r}; known policies: {known}")
+            return [policy], resolve_policies(question, self.patterns)[1]
+        if not self.settings.resolve_names:
+            return [], []
+        named, spans = resolve_policies(question, self.patterns)
+        if not named:
+            for previous in reversed(history):
+                named = resolve_policies(previous, self.patterns)[0]
+                if named:
+                    break
+        return named, spans
+
+    def query_text(self, question: str, spans: list[tuple[int, int]], history: list[str]) -> str:
+        text = strip_names(question, spans) if self.settings.resolve_names else question
+        if history and (len(set(tokenize(text)) - _GENERIC) <= 2 or _FOLLOW_UP.search(text)):
+            previous = history[-1]
+            text = f"{strip_names(previous, resolve_policies(previous, self.patterns)[1])} {text}"
+        return text
+
+    def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
+        t0 = time.perf_counter()
+        question = clean_question(question)
+        history = [clean_question(h) for h in (history or []) if isinstance(h, str) and h.strip()]
+        k = max(1, min(int(k or self.settings.k), 20))
+        scope, spans = self.scope(question, policy, history)
+        query = self.query_text(question, spans, history)
+        tokens = tokenize(query)
+        t1 = time.perf_counter()
+        vector = self.encoder.encode([query])[0]
+        t2 = time.perf_counter()
+        hits = self._hits(vector, tokens, scope, k)
+        t3 = time.perf_counter()
+        citations, evidence = self._citations(hits, vector, set(tokens))
+        overlap = self._overlap(tokens, citations)
+        abstained = not citations or (
+            evidence < self.settings.abstain_below
+            and (overlap < self.settings.abstain_overlap or evidence < self.settings.overlap_floor)
+        )
+        answer_text = compose_answer(citations, self.index.policies, scope, abstained)
+        t4 = time.perf_counter()
+        timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
+        return Answer(
+            question=question,
+            answer=answer_text,
+            abstained=abstained,
+            policies=scope or sorted(self.index.policies),
+            citations=citations,
+            timings_ms={name: 1000 * v for name, v in timings.items()},
+        )
+
+    def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int) -> list[Hit]:
+        settings = self.settings
+        if scope or not settings.diversify:
+            return retrieve(self.index, vector, tokens, scope or None, k, settings.retrieval)
+        pool = retrieve(self.index, vector, tokens, None, max(4 * k, 12), settings.retrieval)
+        # Questions naming no company ("which sites share my data?") deserve one clause per company
+        # that answers, not three clauses of whichever policy words it most alike.
+        best_per_policy: dict[str, Hit] = {}
+        for hit in pool:
+            best_per_policy.setdefault(hit.passage.policy_id, hit)
+        top = pool[0].score if pool else 0.0
+        leaders = [h for h in best_per_policy.values() if h.score >= top - 0.08]
+        rest = [h for h in pool if h not in leaders]
+        return (leaders + rest)[:k]
+
+    def _citations(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> tuple[list[Citation], float]:
+        row_of = {id(p): i for i, p in enumerate(self.index.passages)}
+        citations, evidence = [], -1.0
+        for n, hit in enumerate(hits, start=1):
+            row = row_of[id(hit.passage)]
+            start, end, score = highlight_span(self.index, row, vector, tokens)
+            evidence = max(evidence, score) if n == 1 else evidence
+            policy = self.index.policies[hit.passage.policy_id]
+            citations.append(Citation(
+                n=n, policy_id=policy.id, company=policy.company, section=hit.passage.heading,
+                text=hit.passage.text, start=hit.passage.start, end=hit.passage.end,
+                highlight=policy.text[start:end], highlight_start=start, highlight_end=end, score=round(hit.score, 4),
+            ))
+        return citations, evidence
+
+    def _overlap(self, tokens: list[str], citations: list[Citation]) -> float:
+        wanted = set(tokens) - _GENERIC
+        if not wanted or not citations:
+            return 0.0
+        return len(wanted & set(tokenize(citations[0].section + " " + citations[0].text))) / len(wanted)

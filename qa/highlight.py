@@ -1,0 +1,68 @@
+"""Pick the sentence (or two) inside a passage that best answers the question."""
+from __future__ import annotations
+
+import numpy as np
+
+from index.lexical import tokenize
+from index.store import StoredIndex
+
+MAX_HIGHLIGHT = 300
+LONG_SENTENCE = 400  # one sentence longer than this is cut to a window round its best words
+
+
+def _overlap(question_tokens: set[str], text: str) -> float:
+    if not question_tokens:
+        return 0.0
+    return len(question_tokens & set(tokenize(text))) / len(question_tokens)
+
+
+def highlight_span(
+    index: StoredIndex,
+    passage_row: int,
+    query_vector: np.ndarray,
+    question_tokens: set[str],
+    lexical_weight: float = 0.3,
+) -> tuple[int, int, float]:
+    """(start, end, score) of the highlight in the policy text."""
+    passage = index.passages[passage_row]
+    text = index.policies[passage.policy_id].text
+    lo = np.searchsorted(index.sentence_passage, passage_row, side="left")
+    hi = np.searchsorted(index.sentence_passage, passage_row, side="right")
+    if hi <= lo:
+        return passage.start, min(passage.end, passage.start + MAX_HIGHLIGHT), 0.0
+    spans = index.sentence_spans[lo:hi]
+    cosine = index.sentence_embeddings[lo:hi] @ query_vector
+    scores = [float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) for c, (s, e) in zip(cosine, spans)]
+    best = int(np.argmax(scores))
+    start, end = int(spans[best][0]), int(spans[best][1])
+    # A short best sentence ("1.When it is necessary ...") reads better with its neighbour.
+    for neighbour in (best + 1, best - 1):
+        if 0 <= neighbour < len(spans) and end - start < 120:
+            s, e = int(spans[neighbour][0]), int(spans[neighbour][1])
+            if max(end, e) - min(start, s) <= MAX_HIGHLIGHT and scores[neighbour] >= scores[best] - 0.15:
+                start, end = min(start, s), max(end, e)
+    if end - start > LONG_SENTENCE:
+        start, end = _best_window(text, start, end, question_tokens)
+    return start, end, scores[best]
+
+
+def _best_window(text: str, start: int, end: int, question_tokens: set[str]) -> tuple[int, int]:
+    """The MAX_HIGHLIGHT-long stretch of a long sentence holding most question words, cut at spaces."""
+    words = [(i, i + len(w)) for i, w in _word_positions(text[start:end])]
+    best, best_count = (start, start + MAX_HIGHLIGHT), -1
+    for i, (ws, _) in enumerate(words):
+        window_end = ws + MAX_HIGHLIGHT
+        inside = [text[start + a : start + b] for a, b in words[i:] if b <= window_end]
+        count = len(question_tokens & set(tokenize(" ".join(inside))))
+        if count > best_count:
+            last = max(b for a, b in words[i:] if b <= window_end) if inside else ws
+            best, best_count = (start + ws, start + last), count
+    return best
+
+
+def _word_positions(text: str):
+    pos = 0
+    for word in text.split():
+        i = text.index(word, pos)
+        yield i, word
+        pos = i + len(word)

@@ -1,0 +1,93 @@
+"""Hybrid retrieval: FAISS dense search and BM25, fused over a shared candidate set."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.lexical import bm25_scores
+from index.store import StoredIndex
+from index.types import Hit
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    candidates: int = 40  # taken from each ranker before fusion
+    use_dense: bool = True
+    use_lexical: bool = True
+    lexical_weight: float = 0.25  # weight of max-normalised BM25 beside cosine similarity
+    sentence_weight: float = 0.5  # weight of the best sentence's cosine beside the passage's
+    fusion: str = "linear"  # "linear" or "rrf"
+
+
+def dense_candidates(index: StoredIndex, query: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
+    """Rows of the `n` passages nearest to `query` in FAISS, restricted to `rows` when given."""
+    import faiss
+
+    q = query.reshape(1, -1).astype(np.float32)
+    n = min(n, index.dense.ntotal if rows is None else len(rows))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if rows is None:
+        _, ids = index.dense.search(q, n)
+    else:
+        selector = faiss.IDSelectorBatch(rows.astype(np.int64))
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(128, n)) if hasattr(index.dense, "hnsw") \
+            else faiss.SearchParameters(sel=selector)
+        _, ids = index.dense.search(q, n, params=params)
+    return ids[0][ids[0] >= 0]
+
+
+def sentence_rows_of(index: StoredIndex, passage_rows: np.ndarray) -> list[np.ndarray]:
+    starts = np.searchsorted(index.sentence_passage, passage_rows, side="left")
+    ends = np.searchsorted(index.sentence_passage, passage_rows, side="right")
+    return [np.arange(s, e) for s, e in zip(starts, ends)]
+
+
+def retrieve(
+    index: StoredIndex,
+    query_vector: np.ndarray,
+    query_tokens: list[str],
+    policy_ids: list[str] | None,
+    k: int,
+    settings: RetrievalSettings = RetrievalSettings(),
+) -> list[Hit]:
+    """The `k` best passages for the query, best first, from `policy_ids` only when given."""
+    rows = None
+    if policy_ids:
+        rows = np.concatenate([index.policy_rows.get(p, np.zeros(0, np.int64)) for p in policy_ids]).astype(np.int64)
+        if len(rows) == 0:
+            return []
+    lexical = bm25_scores(index.vocab, index.bm25, query_tokens) if settings.use_lexical else None
+    pools = []
+    if settings.use_dense:
+        pools.append(dense_candidates(index, query_vector, rows, settings.candidates))
+    if lexical is not None:
+        scoped = lexical if rows is None else np.full_like(lexical, -1.0)
+        if rows is not None:
+            scoped[rows] = lexical[rows]
+        top = np.argsort(-scoped, kind="stable")[: settings.candidates]
+        pools.append(top[scoped[top] > 0])
+    cands = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
+    if len(cands) == 0:
+        return []
+    dense = index.embeddings[cands] @ query_vector
+    if settings.sentence_weight > 0 and len(index.sentence_embeddings):
+        best_sentence = np.array([
+            float((index.sentence_embeddings[s] @ query_vector).max()) if len(s) else -1.0
+            for s in sentence_rows_of(index, cands)
+        ])
+        dense = np.maximum(dense, 0) + settings.sentence_weight * np.maximum(best_sentence, 0)
+        dense /= 1 + settings.sentence_weight
+    lex = lexical[cands] if lexical is not None else np.zeros(len(cands), np.float32)
+    if not settings.use_dense:
+        score = lex
+    elif settings.fusion == "rrf":
+        rank_d = np.argsort(np.argsort(-dense))
+        rank_l = np.argsort(np.argsort(-lex))
+        score = 1 / (60 + rank_d) + (1 / (60 + rank_l) if lexical is not None else 0)
+    else:
+        top_lex = float(lex.max()) if len(lex) else 0.0
+        score = dense + (settings.lexical_weight * lex / top_lex if top_lex > 0 else 0)
+    order = np.argsort(-score, kind="stable")[:k]
+    return [Hit(index.passages[cands[i]], float(score[i]), float(dense[i]), float(lex[i])) for i in order]
