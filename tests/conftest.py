@@ -1,0 +1,39 @@
+"""Shared fixtures: the real packaged model and a real index of the default corpus, built once."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from index.embed import Encoder
+
+    enc = Encoder()
+    enc.dimension  # load once for the whole session
+    return enc
+
+
+@pytest.fixture(scope="session")
+def default_index(tmp_path_factory, encoder) -> Path:
+    from index.build import build_index
+    from index.corpus import load_corpus
+
+    out = tmp_path_factory.mktemp("index") / "default"
+    build_index(load_corpus(), out, encoder)
+    return out
+
+
+@pytest.fixture(scope="session")
+def engine(default_index, encoder):
+    from index.store import read_index
+    from qa.engine import Engine
+
+    return Engine(read_index(default_index), encoder)
