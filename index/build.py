@@ -21,6 +21,11 @@ from index.types import Passage, Policy
 HNSW_THRESHOLD = 200_000
 
 
+def sentence_embedding_text(passage: Passage, sentence: str) -> str:
+    # "General Manager of en Japan Inc." answers "who protects my data?" only under its heading.
+    return f"{passage.heading}\n{sentence}" if passage.section else sentence
+
+
 def _sentence_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -53,8 +58,8 @@ def _previous_vectors(out: Path, model: str) -> dict[str, np.ndarray]:
         return {}
     known = {p.key: old.embeddings[i] for i, p in enumerate(old.passages)}
     for i, (row, (s, e)) in enumerate(zip(old.sentence_passage, old.sentence_spans)):
-        text = old.policies[old.passages[row].policy_id].text[s:e]
-        known[_sentence_key(text)] = old.sentence_embeddings[i]
+        passage = old.passages[row]
+        known[_sentence_key(sentence_embedding_text(passage, old.policies[passage.policy_id].text[s:e]))] = old.sentence_embeddings[i]
     return known
 
 
@@ -85,7 +90,9 @@ def build_index(
             sentence_rows.append(row)
             spans.append((s, e))
     texts_by_policy = {p.id: p.text for p in policies}
-    sentence_texts = [texts_by_policy[passages[r].policy_id][s:e] for r, (s, e) in zip(sentence_rows, spans)]
+    sentence_texts = [
+        sentence_embedding_text(passages[r], texts_by_policy[passages[r].policy_id][s:e]) for r, (s, e) in zip(sentence_rows, spans)
+    ]
     t_parse = time.perf_counter()
 
     known = _previous_vectors(Path(out), encoder.name) if reuse else {}

@@ -14,7 +14,7 @@ from index.types import Clause, Passage
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    max_chars: int = 600
+    max_chars: int = 700
     overlap: int = 100
     min_chars: int = 160  # a clause shorter than this is packed with its neighbours
 

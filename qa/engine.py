@@ -13,7 +13,9 @@ from index.embed import Encoder
 from index.lexical import tokenize
 from index.store import IndexLoadError, StoredIndex, read_index
 from index.types import Answer, Citation, Hit
+from qa.abstain import coverage, policy_vocabularies
 from qa.compose import compose_answer
+from qa.expand import expand
 from qa.highlight import highlight_span
 from qa.resolve import name_patterns, resolve_policies, strip_names
 from qa.retrieve import RetrievalSettings, retrieve
@@ -23,8 +25,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u
 _FOLLOW_UP = re.compile(r"^\s*(what|how)\s+about\b|^\s*(and|also|same)\b|\b(they|them|their|it|its|that|this|those|these)\b", re.I)
 # Words that say "privacy policy" without saying what is asked: no evidence that a clause answers.
 _GENERIC = set(tokenize(
-    "policy policies privacy personal information data info site sites website company companies service "
-    "job jobs seeker user users customer customers mine can could would does do use used"
+    "policy policies privacy personal information data info details site sites website company companies service "
+    "job jobs seeker user users customer customers mine can could would does do use used "
+    # conversational filler: says how someone asks, not what they ask about
+    "ask asked asking get gets got tell tells told say says said put puts let know think thing things stuff "
+    "something anything someone somebody anyone else way ways really actually exactly first one count counts "
+    "mean means need needs want wants happen happens ok okay please whats what's dont don't new find "
+    "also still just even like lot much many kind sort able there another look"
 ))
 
 
@@ -38,9 +45,10 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     resolve_names: bool = True
     diversify: bool = True  # a question naming no company cites the best clause of each relevant policy first
-    abstain_below: float = 0.40  # evidence score under which the policies are taken not to address a question
-    abstain_overlap: float = 0.5  # ... unless this share of the question's own words is in the top clause
-    overlap_floor: float = 0.30
+    expand_lexical: bool = True  # add policy vocabulary for the question's words to BM25's query
+    expand_dense: bool = False  # ... and to the encoder's
+    min_coverage: float = 0.6  # share of the question's key words the policy must use, else "does not say"
+    min_evidence: float = 0.2  # best sentence score under which nothing is taken to answer
 
 
 def clean_question(question: object) -> str:
@@ -70,6 +78,7 @@ class Engine:
         self.encoder = encoder
         self.settings = settings
         self.patterns = name_patterns(index.policies)
+        self.vocabularies = policy_vocabularies(index)
 
     @classmethod
     def open(cls, directory: Path | str, model: str | None = None, settings: Settings = Settings()) -> "Engine":
@@ -117,18 +126,18 @@ class Engine:
         k = max(1, min(int(k or self.settings.k), 20))
         scope, spans = self.scope(question, policy, history)
         query = self.query_text(question, spans, history)
+        expansion = expand(query)
         tokens = tokenize(query)
+        lexical_tokens = tokens + tokenize(expansion) if self.settings.expand_lexical else tokens
         t1 = time.perf_counter()
-        vector = self.encoder.encode([query])[0]
+        vector = self.encoder.encode([f"{query} {expansion}" if self.settings.expand_dense and expansion else query])[0]
         t2 = time.perf_counter()
-        hits = self._hits(vector, tokens, scope, k)
+        hits = self._hits(vector, lexical_tokens, scope, k)
         t3 = time.perf_counter()
-        citations, evidence = self._citations(hits, vector, set(tokens))
-        overlap = self._overlap(tokens, citations)
-        abstained = not citations or (
-            evidence < self.settings.abstain_below
-            and (overlap < self.settings.abstain_overlap or evidence < self.settings.overlap_floor)
-        )
+        citations, evidence = self._citations(hits, vector, set(lexical_tokens))
+        searched = scope or list(self.index.policies)
+        covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC)
+        abstained = not citations or covered < self.settings.min_coverage or evidence < self.settings.min_evidence
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
         t4 = time.perf_counter()
         timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
@@ -170,9 +179,3 @@ class Engine:
                 highlight=policy.text[start:end], highlight_start=start, highlight_end=end, score=round(hit.score, 4),
             ))
         return citations, evidence
-
-    def _overlap(self, tokens: list[str], citations: list[Citation]) -> float:
-        wanted = set(tokens) - _GENERIC
-        if not wanted or not citations:
-            return 0.0
-        return len(wanted & set(tokenize(citations[0].section + " " + citations[0].text))) / len(wanted)

@@ -10,10 +10,13 @@ MAX_HIGHLIGHT = 300
 LONG_SENTENCE = 400  # one sentence longer than this is cut to a window round its best words
 
 
+SHORT_SENTENCE = 40  # a title line or list label ("1 Google Analytics") rarely answers by itself
+
+
 def _overlap(question_tokens: set[str], text: str) -> float:
     if not question_tokens:
         return 0.0
-    return len(question_tokens & set(tokenize(text))) / len(question_tokens)
+    return len(question_tokens & set(tokenize(text))) / len(question_tokens) ** 0.5
 
 
 def highlight_span(
@@ -21,7 +24,7 @@ def highlight_span(
     passage_row: int,
     query_vector: np.ndarray,
     question_tokens: set[str],
-    lexical_weight: float = 0.3,
+    lexical_weight: float = 0.1,
 ) -> tuple[int, int, float]:
     """(start, end, score) of the highlight in the policy text."""
     passage = index.passages[passage_row]
@@ -32,7 +35,10 @@ def highlight_span(
         return passage.start, min(passage.end, passage.start + MAX_HIGHLIGHT), 0.0
     spans = index.sentence_spans[lo:hi]
     cosine = index.sentence_embeddings[lo:hi] @ query_vector
-    scores = [float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) for c, (s, e) in zip(cosine, spans)]
+    scores = [
+        float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) - (0.1 if e - s < SHORT_SENTENCE else 0.0)
+        for c, (s, e) in zip(cosine, spans)
+    ]
     best = int(np.argmax(scores))
     start, end = int(spans[best][0]), int(spans[best][1])
     # A short best sentence ("1.When it is necessary ...") reads better with its neighbour.
