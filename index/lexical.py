@@ -10,6 +10,7 @@ from scipy import sparse
 
 K1, B = 1.2, 0.75
 STEMMER = "snowball-english"
+_CONTRACTION = re.compile(r"n't$|'[a-z]*$")  # "doesn't" -> "does", "company's" -> "company"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[\u3040-\u30ff\u3400-\u9fff]")
 STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be been before being below between both but by
@@ -35,7 +36,8 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop-worded, stemmed words; CJK characters as unigrams."""
-    return [_stem(w.replace("'", "")) for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
+    words = (_CONTRACTION.sub("", w) for w in _TOKEN.findall(text.lower().replace("’", "'")))
+    return [_stem(w) for w in words if w and w not in STOPWORDS and (len(w) > 1 or not w.isascii() or w.isdigit())]
 
 
 def build_bm25(docs: list[list[str]], k1: float = K1, b: float = B) -> tuple[dict[str, int], sparse.csc_matrix]:

@@ -7,11 +7,22 @@ thesaurus maps them to) occur anywhere in the policies asked about.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 
 from index.lexical import tokenize
 from index.store import StoredIndex
 from qa.expand import matched_expansions
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Stemmed English stop words: a question's meaning is in its other words."""
+    lines = Path(__file__).with_name("stopwords.txt").read_text(encoding="utf-8").splitlines()
+    words = [w for line in lines if not line.startswith("#") for w in line.split()]
+    return frozenset(words) | frozenset(tokenize(" ".join(words)))
 
 
 def policy_vocabularies(index: StoredIndex) -> dict[str, frozenset[str]]:
@@ -24,6 +35,7 @@ def policy_vocabularies(index: StoredIndex) -> dict[str, frozenset[str]]:
 
 def coverage(question: str, vocabulary: frozenset[str] | set[str], ignore: set[str]) -> tuple[float, list[str]]:
     """Share of the question's key words that the vocabulary covers, and the words it does not."""
+    ignore = ignore | common_words()
     words = [t for t in tokenize(question) if t not in ignore]
     if not words:
         return 1.0, []

@@ -47,8 +47,11 @@ class Settings:
     diversify: bool = True  # a question naming no company cites the best clause of each relevant policy first
     expand_lexical: bool = True  # add policy vocabulary for the question's words to BM25's query
     expand_dense: bool = False  # ... and to the encoder's
-    min_coverage: float = 0.6  # share of the question's key words the policy must use, else "does not say"
-    min_evidence: float = 0.2  # best sentence score under which nothing is taken to answer
+    # A policy "does not say" when too few of the question's key words occur in it (coverage) and no
+    # sentence is close in meaning either; or when almost none of them occur at all.
+    min_coverage: float = 0.6
+    strong_evidence: float = 0.55
+    min_coverage_always: float = 0.34
 
 
 def clean_question(question: object) -> str:
@@ -137,7 +140,12 @@ class Engine:
         citations, evidence = self._citations(hits, vector, set(lexical_tokens))
         searched = scope or list(self.index.policies)
         covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC)
-        abstained = not citations or covered < self.settings.min_coverage or evidence < self.settings.min_evidence
+        settings = self.settings
+        abstained = (
+            not citations
+            or covered < settings.min_coverage_always
+            or (covered < settings.min_coverage and evidence < settings.strong_evidence)
+        )
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
         t4 = time.perf_counter()
         timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
