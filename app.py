@@ -1,0 +1,709 @@
+"""The PolicyQA web page: ask the job-site privacy policies questions, read the quoted clauses.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME]
+    policyqa serve            (the same, through the CLI)
+
+The page is a thin layer over the `qa` library the CLI uses: one Engine, loaded once at start,
+answers every question (`Engine.ask`); nothing here retrieves on its own.
+
+Layout: the chat (left, or on top on a phone) and the sources of the latest answer (right, or
+below): one card per citation with company, clause heading, the passage with the answering
+sentence marked, and the [n] the answer uses. Clicking a card or an [n] opens the whole policy
+scrolled to that clause, marked. A question over several policies also gets a per-company table.
+
+API: `/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) returns exactly
+`policyqa ask --json`'s object (Answer.to_dict()). A question the engine refuses (empty, over
+2,000 characters, not text, unknown policy id) returns `{"error": "<message for the user>"}`
+instead - the same convention as `policyqa ask --questions-file` - never a traceback.
+
+Safety: every piece of question or policy text that reaches the browser is escaped here
+(html.escape for HTML, backslash escapes for the chat's Markdown), so `<script>`, `onerror=`
+and `javascript:` links render as inert text. Question text is never logged.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import re
+import sys
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue rebuilds a pandas summary of every recorded event after each event (for its
+# monitoring page only); under load that costs more than answering. Summarise rarely, keep few.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
+
+import gradio as gr  # noqa: E402
+
+from qa.compose import display_name, short_name  # noqa: E402
+from qa.engine import MAX_QUESTION_CHARS, QuestionError  # noqa: E402
+from qa.resolve import resolve_policies  # noqa: E402
+
+log = logging.getLogger("policyqa.app")
+
+ALL = "__all__"  # dropdown value for "All policies" (not a valid policy id: ids are slugs)
+UPLOADED = "__uploaded__"  # dropdown value for the policy this session uploaded
+DEFAULT_CONCURRENCY = 4  # questions answered at once; more wait in the queue (2 cores, ~10 ms a question)
+QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
+HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
+MAX_UPLOAD_CHARS = 200_000
+EXAMPLES = [
+    "Can JapanWork share my data with partners?",
+    "Which of these sites share my data with employers?",
+    "Does Gaijin Poole use cookies?",
+    "How do I ask en Japan to delete my personal information?",
+    "Who can I contact about my data at JACCES?",
+]
+ABOUT = f"""
+**How this works.** Your question is matched against the clauses of the job-site privacy policies
+listed in the menu. The answer **quotes** the sentences that answer it and marks each quote with
+a number like [1]; the cards under *Sources* show each clause, and clicking one opens the whole
+policy at that clause so you can read the context. Name a site in your question ("Does JapanWork…")
+or pick it in the menu to ask about one policy; ask "what about en Japan?" to follow up.
+
+**What it cannot do.** It only repeats what the policies say: it does not interpret them, know
+how a company behaves in practice, or read policies that are not listed. When no clause answers,
+it says so and shows the closest clauses. Questions are matched against the English versions of
+the policies, so ask in English (at most {MAX_QUESTION_CHARS:,} characters). **This is not legal
+advice**; for a decision that matters, read the policy itself or ask the company.
+"""
+
+# ---------------------------------------------------------------------------------------------
+# Escaping. Everything from a question or a policy goes through one of these two functions.
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~$])")
+_MD_LINE_START = re.compile(r"^([ \t]*)([#+\-=]|\d+(?=[.)]))", re.M)
+
+
+def esc_html(text: str) -> str:
+    """Text for HTML element content or a quoted attribute value."""
+    return html.escape(text, quote=True)
+
+
+def esc_md(text: str) -> str:
+    """Text for the chat's Markdown, shown literally: HTML metacharacters become entities (no tags),
+    and the Markdown punctuation that could make emphasis, code, links, images, tables, maths,
+    headings or lists is backslash-escaped. Brackets are always escaped, so no link or image
+    (`[x](javascript:…)`, `![x](…)`) can form; parentheses, dots and colons stay readable."""
+    text = _MD_INLINE.sub(r"\\\1", html.escape(text, quote=False))
+    return _MD_LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(m: re.Match) -> str:
+    lead, mark = m.group(1), m.group(2)
+    return f"{lead}{mark}\\" if mark[0].isdigit() else f"{lead}\\{mark}"
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def looks_non_english(question: str) -> bool:
+    """Most of the letters are outside the Latin script (Japanese, Chinese, Cyrillic, …)."""
+    letters = [ch for ch in question if ch.isalpha()]
+    if not letters:
+        return False
+    latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
+    return latin < 0.5 * len(letters)
+
+
+# ---------------------------------------------------------------------------------------------
+# One answer -> what the page shows.
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answered question, as the page renders it."""
+
+    number: int  # per-session turn number; [n] link targets are "turn-n"
+    answer: dict  # Answer.to_dict()
+    policies: dict  # id -> Policy of the engine that answered
+    scope_reason: str  # why these policies were searched ("named in your question", …)
+
+
+def _marker_links(text: str, turn: int, valid: set[int]) -> str:
+    """Escape an answer for the chat and turn its [n] markers into links to the cards."""
+    out, pos = [], 0
+    for m in re.finditer(r"\[(\d{1,2})\]", text):
+        n = int(m.group(1))
+        if n not in valid:
+            continue
+        out.append(esc_md(text[pos:m.start()]))
+        out.append(f"[\\[{n}\\]](#pq-c-{turn}-{n})")
+        pos = m.end()
+    out.append(esc_md(text[pos:]))
+    return "".join(out)
+
+
+def chat_answer(turn: Turn, note: str = "") -> str:
+    a = turn.answer
+    valid = {c["n"] for c in a["citations"]}
+    body = _marker_links(a["answer"], turn.number, valid)
+    if note:
+        body = f"_{esc_md(note)}_\n\n{body}"
+    return body
+
+
+def _name(policies: dict, policy_id: str) -> str:
+    policy = policies.get(policy_id)
+    return display_name(policy) if policy else policy_id
+
+
+def _short(policies: dict, policy_id: str) -> str:
+    policy = policies.get(policy_id)
+    return short_name(policy) if policy else policy_id
+
+
+def plain_answer(turn: Turn) -> str:
+    """The answer and its sources as plain text, for the Copy button."""
+    a = turn.answer
+    lines = [a["answer"], "", "Sources:"]
+    for c in a["citations"]:
+        lines.append(f"[{c['n']}] {_name(turn.policies, c['policy_id'])} — {c['section']}")
+        lines.append("    " + " ".join(c["text"].split()))
+    lines += ["", "Quoted from the companies' privacy policies by PolicyQA; not legal advice."]
+    return "\n".join(lines)
+
+
+def _passage_html(c: dict) -> str:
+    """The passage with its answering sentence marked (offsets are in the policy text)."""
+    text, start = c["text"], c["start"]
+    hs, he = c["highlight_start"] - start, c["highlight_end"] - start
+    if not (0 <= hs < he <= len(text)):
+        return esc_html(text)
+    return (f"{esc_html(text[:hs])}<mark class=\"pq-hl\">{esc_html(text[hs:he])}</mark>{esc_html(text[he:])}")
+
+
+def policy_html(policy, citations: list[dict], turn: int) -> str:
+    """The whole policy text, every cited passage and sentence wrapped so the page can mark it."""
+    text = policy.text
+    cuts = {0, len(text)}
+    for c in citations:
+        for v in (c["start"], c["end"], c["highlight_start"], c["highlight_end"]):
+            if 0 <= v <= len(text):
+                cuts.add(v)
+    points = sorted(cuts)
+    parts = []
+    for s, e in zip(points, points[1:]):
+        piece = esc_html(text[s:e])
+        clause = [c["n"] for c in citations if c["start"] <= s and e <= c["end"]]
+        if not clause:
+            parts.append(piece)
+            continue
+        sentence = [c["n"] for c in citations if c["highlight_start"] <= s and e <= c["highlight_end"]]
+        first = [n for n in clause if any(c["n"] == n and c["start"] == s for c in citations)]
+        anchor = "".join(f'<span class="pq-anchor" id="pq-p-{turn}-{n}"></span>' for n in first)
+        parts.append(
+            f'{anchor}<mark class="pq-clause" data-c=" {" ".join(map(str, clause))} " '
+            f'data-h=" {" ".join(map(str, sentence))} ">{piece}</mark>'
+        )
+    return "".join(parts)
+
+
+def compare_rows(turn: Turn) -> list[dict]:
+    """One row per cited policy, in citation order: its top citation's quoted sentence."""
+    rows, seen = [], set()
+    for c in turn.answer["citations"]:
+        if c["policy_id"] in seen:
+            continue
+        seen.add(c["policy_id"])
+        rows.append({"policy_id": c["policy_id"], "company": _name(turn.policies, c["policy_id"]),
+                     "quote": " ".join(c["highlight"].split()), "n": c["n"]})
+    return rows
+
+
+def sources_html(turn: Turn | None, message: str = "") -> str:
+    if turn is None:
+        return (
+            '<div class="pq-sources pq-empty"><h2 class="pq-title">Sources</h2>'
+            f'<p>{esc_html(message or "Ask a question: the clauses each answer quotes appear here, one card per citation. Click a card to read it in the whole policy.")}</p></div>'
+        )
+    a, t = turn.answer, turn.number
+    cites = a["citations"]
+    searched = a["policies"]
+    all_ids = sorted(turn.policies)
+    if sorted(searched) == all_ids and len(all_ids) > 1:
+        scope = f"all {len(all_ids)} policies"
+    else:
+        scope = ", ".join(_short(turn.policies, p) for p in searched)
+    if turn.scope_reason:
+        scope += f" ({turn.scope_reason})"
+    quoted = []
+    for c in cites:
+        if c["policy_id"] not in quoted:
+            quoted.append(c["policy_id"])
+    out = [f'<div class="pq-sources" data-turn="{t}">', '<div class="pq-head"><h2 class="pq-title">Sources</h2>',
+           '<button type="button" class="pq-btn pq-copy" data-pq-copy>Copy answer</button></div>',
+           f'<p class="pq-scope"><span>Searched:</span> {esc_html(scope)}<br><span>Quoted:</span> '
+           f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or "nothing")}</p>',
+           f'<pre class="pq-plain" hidden>{esc_html(plain_answer(turn))}</pre>']
+    if a["abstained"]:
+        out.append(
+            '<p class="pq-abstain" role="status"><strong>Not answered by the policies.</strong> '
+            f'{"The policy searched does" if len(searched) == 1 else "The policies searched do"} not say anything '
+            "that answers this question. The closest clauses are below so you can check for yourself.</p>"
+        )
+    rows = compare_rows(turn)
+    if not a["abstained"] and len(rows) > 1:
+        out.append('<table class="pq-compare"><caption>Compare: what each policy says</caption>'
+                   '<thead><tr><th scope="col">Company</th><th scope="col">What the policy says</th>'
+                   '<th scope="col">Source</th></tr></thead><tbody>')
+        for r in rows:
+            out.append(
+                f'<tr><th scope="row">{esc_html(r["company"])}</th><td>“{esc_html(r["quote"])}”</td>'
+                f'<td><button type="button" class="pq-btn pq-n" data-pq-cite="{t}-{r["n"]}" '
+                f'aria-label="Open citation {r["n"]} in the full policy">[{r["n"]}]</button></td></tr>'
+            )
+        out.append("</tbody></table>")
+        missing = [p for p in searched if p not in {r["policy_id"] for r in rows}]
+        if missing:
+            out.append(
+                f'<p class="pq-note">Not among the closest clauses: {esc_html(", ".join(_short(turn.policies, p) for p in missing))}. '
+                "Pick one in the policy menu to ask it directly.</p>"
+            )
+    out.append(f'<ol class="pq-cards" aria-label="{"Closest clauses" if a["abstained"] else "Quoted clauses"}">')
+    for c in cites:
+        label = f"Open citation {c['n']}, {_short(turn.policies, c['policy_id'])} {c['section']}, in the full policy"
+        out.append(
+            f'<li class="pq-card" id="pq-card-{t}-{c["n"]}" data-pq-cite="{t}-{c["n"]}">'
+            f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c["n"]}" aria-label="{esc_html(label)}">'
+            f'<span class="pq-n">[{c["n"]}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c["policy_id"]))}</span>'
+            f'<span class="pq-section">{esc_html(c["section"] or "(untitled clause)")}</span></button>'
+            f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
+            f'<span class="pq-open" aria-hidden="true">Show in the full policy ›</span></li>'
+        )
+    out.append("</ol>")
+    out.append('<section class="pq-viewer" hidden aria-label="Full policy text">'
+               '<div class="pq-viewer-bar"><h3 class="pq-viewer-title">Full policy</h3>'
+               '<button type="button" class="pq-btn" data-pq-close>Close</button></div>')
+    for policy_id in quoted:
+        policy = turn.policies.get(policy_id)
+        if policy is None:
+            continue
+        own = [c for c in cites if c["policy_id"] == policy_id]
+        date = f", dated {policy.date}" if policy.date else ""
+        out.append(
+            f'<article class="pq-policy" data-policy="{esc_html(policy_id)}" hidden tabindex="-1" '
+            f'aria-label="{esc_html(display_name(policy))} privacy policy">'
+            f'<p class="pq-policy-name">{esc_html(display_name(policy))} — privacy policy{esc_html(date)}</p>'
+            f'<div class="pq-policy-text">{policy_html(policy, own, t)}</div></article>'
+        )
+    for c in cites:  # which article and title each citation opens
+        title = "[{}] {} — {}".format(c["n"], _name(turn.policies, c["policy_id"]), c["section"])
+        out.append(f'<span hidden class="pq-target" data-for="{t}-{c["n"]}" data-policy="{esc_html(c["policy_id"])}" '
+                   f'data-title="{esc_html(title)}"></span>')
+    out.append("</section></div>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Browser side: one delegated click handler for cards, [n] links, Copy and Close. Static code;
+# it reads only attributes this module wrote and never evaluates page text.
+
+SOURCES_JS = r"""
+const root = element;
+function openCite(key) {
+  const sources = document.querySelector('.pq-sources');
+  if (!sources) return false;
+  const target = sources.querySelector('.pq-target[data-for="' + CSS.escape(key) + '"]');
+  if (!target) return false;
+  const n = key.split('-')[1];
+  const viewer = sources.querySelector('.pq-viewer');
+  viewer.hidden = false;
+  viewer.querySelector('.pq-viewer-title').textContent = target.dataset.title;
+  let article = null;
+  sources.querySelectorAll('.pq-policy').forEach(a => {
+    const on = a.dataset.policy === target.dataset.policy;
+    a.hidden = !on;
+    if (on) article = a;
+  });
+  sources.querySelectorAll('.pq-card').forEach(c => c.classList.toggle('pq-selected', c.dataset.pqCite === key));
+  let first = null;
+  article.querySelectorAll('mark.pq-clause').forEach(m => {
+    const on = m.dataset.c.includes(' ' + n + ' ');
+    m.classList.toggle('pq-active', on);
+    m.classList.toggle('pq-active-hl', on && m.dataset.h.includes(' ' + n + ' '));
+    if (on && !first) first = m;
+  });
+  viewer.scrollIntoView({block: 'start', behavior: 'instant'});
+  if (first) {
+    const box = article.querySelector('.pq-policy-text');
+    box.scrollTop += first.getBoundingClientRect().top - box.getBoundingClientRect().top - 24;
+  }
+  article.focus({preventScroll: true});
+  return true;
+}
+async function copyAnswer(button) {
+  const text = document.querySelector('.pq-sources .pq-plain')?.textContent || '';
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    const area = document.createElement('textarea');
+    area.value = text; area.setAttribute('readonly', ''); area.style.position = 'fixed'; area.style.left = '-9999px';
+    document.body.appendChild(area); area.select();
+    try { document.execCommand('copy'); } catch (e2) {}
+    area.remove();
+  }
+  button.textContent = 'Copied';
+  setTimeout(() => { button.textContent = 'Copy answer'; }, 1500);
+}
+if (!window.__pqHandler) {
+  window.__pqHandler = (event) => {
+    const el = event.target instanceof Element ? event.target : null;
+    if (!el) return;
+    const link = el.closest('a[href^="#pq-c-"]');
+    if (link) {
+      event.preventDefault(); event.stopPropagation();
+      if (!openCite(link.getAttribute('href').slice(6))) {
+        link.title = 'The sources of earlier answers are not kept; ask the question again to see them.';
+      }
+      return;
+    }
+    if (!el.closest('.pq-sources')) return;
+    const copy = el.closest('[data-pq-copy]');
+    if (copy) { copyAnswer(copy); return; }
+    if (el.closest('[data-pq-close]')) {
+      const viewer = el.closest('.pq-viewer'); viewer.hidden = true;
+      const selected = document.querySelector('.pq-card.pq-selected .pq-card-head');
+      if (selected) selected.focus();
+      return;
+    }
+    const cite = el.closest('[data-pq-cite]');
+    if (cite) {
+      if (String(window.getSelection() || '').length && !el.closest('button')) return;  // selecting text to copy
+      openCite(cite.dataset.pqCite);
+    }
+  };
+  document.addEventListener('click', window.__pqHandler, true);
+}
+"""
+
+SOURCES_CSS = r"""
+.pq-sources { font-size: 0.95rem; line-height: 1.5; color: var(--body-text-color); }
+.pq-head { display: flex; align-items: center; justify-content: space-between; gap: .5rem; }
+.pq-title { font-size: 1.15rem; font-weight: 600; margin: 0 0 .25rem 0; }
+.pq-scope { margin: .25rem 0 .75rem 0; color: var(--body-text-color); opacity: .8; overflow-wrap: anywhere; }
+.pq-scope span { font-weight: 600; color: var(--body-text-color); }
+.pq-btn { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .2rem .6rem;
+  background: var(--button-secondary-background-fill); color: var(--button-secondary-text-color); cursor: pointer; font: inherit; }
+.pq-btn:hover { background: var(--button-secondary-background-fill-hover); }
+.pq-abstain { border-left: 4px solid #d97706; background: rgba(217, 119, 6, .12); padding: .5rem .75rem; border-radius: 4px; }
+.pq-compare { width: 100%; border-collapse: collapse; margin: .5rem 0 .75rem 0; table-layout: auto; }
+.pq-compare caption { text-align: left; font-weight: 600; padding-bottom: .25rem; }
+.pq-compare th, .pq-compare td { border: 1px solid var(--border-color-primary); padding: .35rem .5rem; vertical-align: top; text-align: left; overflow-wrap: break-word; }
+.pq-compare th[scope="row"] { min-width: 6.5rem; }
+.pq-compare td:last-child, .pq-compare thead th:last-child { width: 1%; white-space: nowrap; }
+.pq-compare thead th { background: var(--background-fill-secondary); }
+.pq-note { color: var(--body-text-color); opacity: .8; font-size: .9rem; }
+.pq-cards { list-style: none; padding: 0; margin: 0; display: flex; flex-direction: column; gap: .6rem; }
+.pq-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .5rem .75rem; cursor: pointer;
+  background: var(--background-fill-primary); }
+.pq-card:hover, .pq-card.pq-selected { border-color: var(--color-accent); box-shadow: 0 0 0 1px var(--color-accent); }
+.pq-card-head { all: unset; display: block; width: 100%; cursor: pointer; }
+.pq-card-head:focus-visible, .pq-btn:focus-visible, .pq-policy:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.pq-n { font-weight: 700; color: var(--color-accent); }
+.pq-company { font-weight: 600; }
+.pq-section { display: block; color: var(--body-text-color); opacity: .8; font-size: .9rem; overflow-wrap: anywhere; }
+.pq-passage { margin: .4rem 0; padding: 0 0 0 .6rem; border-left: 3px solid var(--border-color-primary); white-space: pre-wrap; overflow-wrap: anywhere; }
+.pq-open { font-size: .85rem; color: var(--color-accent); }
+mark.pq-hl, mark.pq-active-hl { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
+.pq-viewer { margin-top: 1rem; border: 2px solid var(--color-accent); border-radius: 8px; padding: .5rem .75rem; }
+.pq-viewer[hidden], .pq-policy[hidden] { display: none; }
+.pq-viewer-bar { display: flex; justify-content: space-between; align-items: flex-start; gap: .5rem; }
+.pq-viewer-title { font-size: 1rem; font-weight: 600; margin: 0; overflow-wrap: anywhere; }
+.pq-policy-name { color: var(--body-text-color); opacity: .8; margin: .25rem 0; }
+.pq-policy-text { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 60vh; overflow-y: auto; position: relative;
+  padding-right: .25rem; border-top: 1px solid var(--border-color-primary); padding-top: .5rem; }
+mark.pq-clause { background: transparent; color: inherit; border-bottom: 1px dotted var(--color-accent); }
+mark.pq-clause.pq-active { background: rgba(59, 130, 246, .18); border-bottom: 2px solid var(--color-accent); }
+mark.pq-clause.pq-active-hl { background: #fde68a; color: #1f2937; }
+@media (max-width: 640px) { .pq-compare thead { display: none; } .pq-compare tr { display: block; border: 1px solid var(--border-color-primary); margin-bottom: .4rem; }
+  .pq-compare th, .pq-compare td { display: block; border: none; } }
+"""
+
+PAGE_CSS = """
+.pq-page { max-width: 1400px; margin: 0 auto; }
+#pq-chat .message { overflow-wrap: anywhere; }
+#pq-chat a[href^="#pq-c-"] { color: var(--color-accent); font-weight: 600; text-decoration: none; }
+#pq-chat a[href^="#pq-c-"]:hover, #pq-chat a[href^="#pq-c-"]:focus-visible { text-decoration: underline; }
+#pq-sources-col { min-width: min(320px, 100%); }
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The page.
+
+
+def _policy_choices(engine, uploaded: str | None = None) -> list[tuple[str, str]]:
+    choices = [("All policies", ALL)]
+    choices += sorted(((display_name(p), pid) for pid, p in engine.index.policies.items()), key=lambda c: c[0].lower())
+    if uploaded:
+        choices.append((f"Your upload: {uploaded}", UPLOADED))
+    return choices
+
+
+def _new_session() -> dict:
+    return {"questions": [], "messages": [], "turn": 0, "upload": None, "upload_name": None}
+
+
+def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str]) -> str:
+    if choice and choice != ALL:
+        return "chosen in the policy menu"
+    if len(searched) >= len(engine.index.policies):
+        return ""
+    if resolve_policies(question, engine.patterns)[0]:
+        return "named in your question"
+    return "from your earlier question" if history else ""
+
+
+def answer_question(engine, question, choice, session: dict) -> tuple[list, str, dict]:
+    """Ask the engine; return (chat messages, sources HTML or None to keep, session)."""
+    session = dict(session or _new_session())
+    messages = list(session["messages"])
+    text = question if isinstance(question, str) else ""
+    messages.append({"role": "user", "content": esc_md(_clip(text)) if text.strip() else "_(empty question)_"})
+    use = engine
+    policy = None if not choice or choice == ALL else choice
+    if choice == UPLOADED:
+        use = session.get("upload")
+        policy = None
+        if use is None:
+            messages.append({"role": "assistant", "content": esc_md("⚠ Upload a policy file first, or pick another policy in the menu.")})
+            session["messages"] = messages
+            return messages, None, session
+    history = session["questions"][-HISTORY_TURNS:]
+    try:
+        answer = use.ask(text, policy=policy, history=history)
+    except QuestionError as e:
+        message = str(e)
+        messages.append({"role": "assistant", "content": esc_md(f"⚠ I can't take that question: {message}")})
+        session["messages"] = messages
+        return messages, None, session
+    except Exception as e:  # never show a traceback; never log the question
+        log.error("answering failed: %s", type(e).__name__)
+        messages.append({"role": "assistant", "content": esc_md("⚠ Something went wrong while answering. Please try again.")})
+        session["messages"] = messages
+        return messages, None, session
+    data = answer.to_dict()
+    session["turn"] = session.get("turn", 0) + 1
+    reason = _scope_reason(use, data["question"], history, choice, data["policies"])
+    turn = Turn(session["turn"], data, use.index.policies, reason)
+    note = ""
+    if looks_non_english(text):
+        note = ("PolicyQA reads the English versions of these policies and understands questions in English; "
+                "this question does not look English, so the match below may be poor. Try asking in English.")
+    # Only the latest answer's [n] links point at cards on the page; earlier ones become plain text.
+    for m in messages:
+        if m["role"] == "assistant":
+            m["content"] = re.sub(r"\[\\\[(\d+)\\\]\]\(#pq-c-[\d-]+\)", r"\\[\1\\]", m["content"])
+    messages.append({"role": "assistant", "content": chat_answer(turn, note)})
+    session["messages"] = messages
+    session["questions"] = (session["questions"] + [data["question"]])[-HISTORY_TURNS:]
+    return messages, sources_html(turn), session
+
+
+def _build_upload_engine(engine, path: str, name: str):
+    """An Engine over one uploaded policy, built with the page's own encoder and the same `qa`/`index`
+    code as the shipped corpus (kept only in this browser session's state)."""
+    from index.build import build_index
+    from index.corpus import CorpusError, read_text, slugify
+    from index.store import read_index
+    from index.types import Policy
+    from qa.engine import Engine
+
+    text = read_text(Path(path))
+    if not text.strip():
+        raise CorpusError("the file is empty")
+    if len(text) > MAX_UPLOAD_CHARS:
+        raise CorpusError(f"the file has {len(text):,} characters; upload at most {MAX_UPLOAD_CHARS:,}")
+    stem = Path(name).stem[:60] or "uploaded policy"
+    policy = Policy(id=f"upload-{slugify(stem)}"[:70], company=stem, text=text, service=stem, source=Path(name).name)
+    with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
+        build_index([policy], Path(tmp) / "index", engine.encoder)
+        index = read_index(Path(tmp) / "index")  # read fully into memory; the directory goes
+    return Engine(index, engine.encoder, engine.settings)
+
+
+def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
+    """The page over `engine` (loaded once by the caller). Holds no global mutable state: each
+    browser session's conversation lives in its own gr.State."""
+
+    def respond(question, choice, session):
+        messages, sources, session = answer_question(engine, question, choice, session)
+        if sources is None:  # refused: keep the old sources, and the text so it can be shortened
+            return messages, gr.skip(), gr.skip(), session
+        return messages, sources, "", session
+
+    def respond_example(choice, session, evt: gr.SelectData):
+        value = evt.value if isinstance(evt.value, dict) else {}
+        return respond(value.get("text", ""), choice, session)
+
+    def new_conversation(session):
+        fresh = _new_session()
+        if session:
+            fresh["upload"], fresh["upload_name"] = session.get("upload"), session.get("upload_name")
+        return [], sources_html(None), "", fresh
+
+    def ask(question: str, policy: str | None = None) -> dict:
+        """Answer a question from the privacy policies. Returns the same JSON object as
+        `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
+        try:
+            return engine.ask(question, policy=(policy or None)).to_dict()
+        except QuestionError as e:
+            return {"error": str(e)}
+        except Exception as e:  # never a traceback; never the question in the log
+            log.error("/ask failed: %s", type(e).__name__)
+            return {"error": "something went wrong while answering; please try again"}
+
+    with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
+                   elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
+        # Per browser session; dropped when the tab closes, or after 2 idle hours.
+        session = gr.State(_new_session(), time_to_live=2 * 3600)
+        gr.Markdown("# PolicyQA\nAsk what Japanese job sites' privacy policies say. Answers quote the policies and cite the clauses.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                chat = gr.Chatbot(
+                    elem_id="pq-chat", label="Conversation", height=520, layout="bubble",
+                    sanitize_html=True, render_markdown=True, allow_tags=False, latex_delimiters=[],
+                    line_breaks=True, buttons=[], feedback_options=None, autoscroll=True,
+                    placeholder="**Ask about a job site's privacy policy.** Try one of these:",
+                    examples=[{"text": q} for q in EXAMPLES],
+                )
+                with gr.Row(equal_height=True):
+                    policy = gr.Dropdown(
+                        _policy_choices(engine), value=ALL, label="Policy", scale=1, min_width=200,
+                        elem_id="pq-policy", info="Scope questions to one site, or ask all of them.",
+                        interactive=True,
+                    )
+                question = gr.Textbox(
+                    label="Your question", placeholder="e.g. Can JapanWork share my data with partners?  (Enter to ask)",
+                    lines=1, max_lines=6, elem_id="pq-question", submit_btn="Ask", autofocus=False,
+                )
+                with gr.Row():
+                    clear = gr.Button("New conversation", size="sm", variant="secondary", elem_id="pq-new")
+                if allow_upload:
+                    with gr.Accordion("Ask about another policy (upload a .txt or .md file)", open=False):
+                        upload = gr.File(label="Policy text (UTF-8, up to 200,000 characters); kept only for this visit",
+                                         file_types=[".txt", ".md"], file_count="single", elem_id="pq-upload")
+                        upload_status = gr.Markdown("")
+                with gr.Accordion("How this works — and what it cannot do", open=False, elem_id="pq-about"):
+                    gr.Markdown(ABOUT)
+            with gr.Column(scale=2, min_width=320, elem_id="pq-sources-col"):
+                sources = gr.HTML(sources_html(None), elem_id="pq-sources", js_on_load=SOURCES_JS,
+                                  css_template=SOURCES_CSS, apply_default_css=True)
+
+        outs = [chat, sources, question, session]
+        question.submit(respond, [question, policy, session], outs, api_visibility="private",
+                        show_progress="minimal", show_progress_on=[chat])
+        chat.example_select(respond_example, [policy, session], outs, api_visibility="private",
+                            show_progress="minimal", show_progress_on=[chat])
+        clear.click(new_conversation, [session], outs, api_visibility="private", queue=False)
+        chat.clear(new_conversation, [session], outs, api_visibility="private", queue=False)
+
+        if allow_upload:
+            def on_upload(file, session):
+                session = dict(session or _new_session())
+                if not file:
+                    return gr.skip(), "", session
+                name = Path(getattr(file, "name", None) or str(file)).name
+                try:
+                    session["upload"] = _build_upload_engine(engine, str(file), name)
+                except Exception as e:
+                    from index.corpus import CorpusError
+                    from index.store import IndexLoadError
+
+                    msg = str(e) if isinstance(e, (CorpusError, IndexLoadError)) else "the file could not be read as a policy"
+                    if not isinstance(e, (CorpusError, IndexLoadError)):
+                        log.error("upload failed: %s", type(e).__name__)
+                    return gr.skip(), esc_md(f"⚠ Could not use that file: {msg}"), session
+                session["upload_name"] = Path(name).stem[:60]
+                n = len(session["upload"].index.passages)
+                return (gr.update(choices=_policy_choices(engine, session["upload_name"]), value=UPLOADED),
+                        esc_md(f"Added “{session['upload_name']}” ({n} passages). Questions now go to it; "
+                               "pick another policy in the menu to switch back."), session)
+
+            upload.upload(on_upload, [upload, session], [policy, upload_status, session], api_visibility="private",
+                          concurrency_limit=1, concurrency_id="upload")
+
+        gr.api(ask, api_name="ask")
+    return demo
+
+
+def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
+               concurrency: int = DEFAULT_CONCURRENCY, quiet: bool = False):
+    """Queue and start the page; `block=False` returns at once (tests, load test)."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
+    return demo.launch(
+        server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
+        show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
+        footer_links=["api"], max_file_size="1mb", css=PAGE_CSS, enable_monitoring=False, theme=theme(),
+    )
+
+
+def theme() -> gr.themes.Base:
+    """The default look with the visitor's own system fonts: the page loads nothing from other sites."""
+    return gr.themes.Default(
+        font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+
+
+def single_threaded_inference() -> None:
+    """One thread per question inside torch and FAISS. The page answers several questions at once
+    (the queue's concurrency); letting each also split across both cores makes OpenMP threads fight:
+    measured on 2 busy cores, 160 ms a question with 2 threads against 15 ms with 1."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # torch missing or already initialised its pool: keep its default
+        pass
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    except Exception:
+        pass
+
+
+def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str | None = None, block: bool = True):
+    """Load the engine once (building the default index on first use), warm it, start the page."""
+    from qa.cli import open_engine
+
+    engine = open_engine(Path(index_dir) if index_dir else None, model)
+    single_threaded_inference()
+    engine.ask("can I delete my data?")  # the first ask pays one-off model warm-up; not a visitor
+    print(f"PolicyQA: {len(engine.index.policies)} policies loaded; open http://{host}:{port}", file=sys.stderr, flush=True)
+    return launch_app(build_app(engine), host=host, port=port, block=block)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Start the PolicyQA web page.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
+    p.add_argument("--model", help="sentence-transformers model name or path (default: the index's)")
+    args = p.parse_args(argv)
+    from index.corpus import CorpusError
+    from index.embed import ModelError
+    from index.store import IndexLoadError
+
+    try:
+        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model)
+    except (IndexLoadError, CorpusError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

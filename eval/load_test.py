@@ -1,0 +1,226 @@
+"""Load test of the web page's API: N concurrent gradio_client users, each asking M questions.
+
+    python eval/load_test.py                      # starts app.py on a free loopback port, default index
+    python eval/load_test.py --index DIR          # ... over another index
+    python eval/load_test.py --url http://127.0.0.1:7860/   # an app that is already running (loopback only)
+
+Prints p50/p95/max latency (client-side, per question, through the queue), throughput
+(questions/s over the whole run) and the error count; exits 1 when any question failed.
+A benchmark, not a test: figures depend on the machine. Targets on 2 cores: 0 errors, p95 <= 1 s.
+Traffic goes to loopback only; every request has a timeout and the run is bounded by users x questions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTIONS = [
+    "can JapanWork share my data with partners?",
+    "which of these sites share my data with employers?",
+    "does Gaijin Poole use cookies?",
+    "how do I ask en Japan to delete my personal information?",
+    "who can I contact about my data at JACCES?",
+    "what personal information does JapanWork collect?",
+    "can I turn off behavioural advertising on JapanWork?",
+    "does Highly Skilled Japan give my information to third parties?",
+    "how long does en Japan keep my video interview?",
+    "is my data sent outside Japan?",
+    "what is my data used for?",
+    "can I see the data a site holds about me?",
+    "does JACCES use Google Analytics?",
+    "will they tell me if the privacy policy changes?",
+    "what happens to my data if I delete my account?",
+    "do they sell my data to crypto miners on mars?",
+    "which sites use cookies for advertising?",
+    "how does Gaijin Poole protect my personal information?",
+    "who is responsible for personal information at en Japan?",
+    "can my employer see my application history?",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, server: subprocess.Popen | None, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise SystemExit(f"the app exited with code {server.returncode} before it was up")
+        try:
+            with urllib.request.urlopen(url + "config", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"the app at {url} did not come up within {timeout:.0f} s")
+
+
+def start_app(index: str | None, log) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    if index:
+        cmd += ["--index", index]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return server, f"http://127.0.0.1:{port}/"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]  # nearest-rank
+
+
+def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    clients: list = [None] * users
+
+    def connect(u: int) -> None:
+        try:
+            clients[u] = Client(url, verbose=False)
+        except Exception as e:  # counted, not raised: a user that cannot connect is an error per question
+            with lock:
+                errors.extend([f"connect: {type(e).__name__}: {e}"] * per_user)
+
+    connectors = [threading.Thread(target=connect, args=(u,)) for u in range(users)]
+    for t in connectors:
+        t.start()
+    for t in connectors:
+        t.join()
+    start = threading.Barrier(users + 1)
+
+    def user(u: int) -> None:
+        client = clients[u]
+        start.wait()
+        if client is None:
+            return
+        for i in range(per_user):
+            question = QUESTIONS[(u * 7 + i) % len(QUESTIONS)]
+            t0 = time.perf_counter()
+            try:
+                result = client.submit(question, None, api_name="/ask").result(timeout=timeout)
+                problem = None
+                if not isinstance(result, dict):
+                    problem = f"not a JSON object: {type(result).__name__}"
+                elif "error" in result:
+                    problem = f"error answer: {result['error']}"
+                elif not isinstance(result.get("answer"), str) or "citations" not in result:
+                    problem = "answer without the JSON contract's keys"
+            except Exception as e:
+                problem = f"{type(e).__name__}: {e}"
+            elapsed = time.perf_counter() - t0
+            with lock:
+                if problem:
+                    errors.append(problem)
+                else:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t_start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t_start
+    for c in clients:
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
+    return {
+        "users": users, "questions_per_user": per_user, "questions": users * per_user,
+        "answered": len(latencies), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+        "wall_s": round(wall, 3), "throughput_qps": round(len(latencies) / wall, 2) if wall else None,
+        "latency_s": {
+            "p50": round(percentile(latencies, 50), 3), "p95": round(percentile(latencies, 95), 3),
+            "max": round(max(latencies), 3) if latencies else None,
+            "mean": round(statistics.fmean(latencies), 3) if latencies else None,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--url", help="a running app (loopback only); default: start app.py on a free loopback port")
+    p.add_argument("--index", help="index directory for the app this starts (default: the built-in corpus' index)")
+    p.add_argument("--users", type=int, default=20)
+    p.add_argument("--questions", type=int, default=10, help="questions per user")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before one question counts as failed")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = p.parse_args(argv)
+    if not (1 <= args.users <= 200 and 1 <= args.questions <= 1000):
+        p.error("--users must be 1..200 and --questions 1..1000")
+
+    server = None
+    log = tempfile.TemporaryFile(mode="w+")
+    if args.url:
+        url = args.url if args.url.endswith("/") else args.url + "/"
+        if urlparse(url).hostname not in LOOPBACK:
+            p.error("--url must be a loopback address (127.0.0.1, localhost or ::1)")
+    else:
+        server, url = start_app(args.index, log)
+    try:
+        t0 = time.perf_counter()
+        try:
+            wait_until_up(url, server)
+        except SystemExit:
+            log.seek(0)
+            print(log.read()[-3000:], file=sys.stderr)
+            raise
+        startup = time.perf_counter() - t0
+        # One warm-up question (not counted), as a visitor after start-up would not be the first either.
+        from gradio_client import Client
+
+        Client(url, verbose=False).predict("can I delete my data?", api_name="/ask")
+        report = run_load(url, args.users, args.questions, args.timeout)
+        if server is not None:
+            report["startup_s"] = round(startup, 2)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        lat = report["latency_s"]
+        print(f"PolicyQA load test: {report['users']} users x {report['questions_per_user']} questions "
+              f"= {report['questions']} via gradio_client /ask at {url}")
+        print(f"  latency   p50 {lat['p50'] * 1000:.0f} ms   p95 {lat['p95'] * 1000:.0f} ms   "
+              f"max {lat['max'] * 1000 if lat['max'] is not None else float('nan'):.0f} ms")
+        print(f"  throughput {report['throughput_qps']} questions/s over {report['wall_s']} s")
+        print(f"  errors    {report['errors']}" + (f"  ({'; '.join(report['error_kinds'])})" if report["errors"] else ""))
+        if "startup_s" in report:
+            print(f"  (app start-up {report['startup_s']} s, not counted)")
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The real page in Debian's headless Chromium (Playwright, sync API): ask, read the cards, open the
+policy at a clause, follow up, and check that injected markup stays inert. Saves screenshots to
+artifacts/ (desktop and 390 px phone width)."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+QUESTION = "can JapanWork share my data with partners?"
+ATTACK = ('what does <img src=x onerror="window.__xss=1"> mean? <script>window.__xss=2</script> '
+          '[click me](javascript:window.__xss=3)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def app_url(engine):
+    import app
+
+    demo = app.build_app(engine)
+    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make install-browser` (Debian's chromium) to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="policyqa-chromium-")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), args=ARGS, headless=True, viewport={"width": 1366, "height": 900},
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.wait_for_selector("#pq-question textarea")
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def ask(page, question: str, turn: int) -> None:
+    """Type the question and press Enter (keyboard only), then wait for that turn's sources."""
+    box = page.locator("#pq-question textarea")
+    box.click()
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_selector(f'.pq-sources[data-turn="{turn}"]')
+
+
+def last_bot_text(page) -> str:
+    return _norm(page.locator('#pq-chat [data-testid="bot"]').last.inner_text())
+
+
+def test_ask_cite_open_follow_up_and_inert_injection(page, engine):
+    ARTIFACTS.mkdir(exist_ok=True)
+    # An empty page offers examples and says what this is (and is not).
+    chat = page.locator("#pq-chat")
+    assert chat.get_by_text("Which of these sites share my data with employers?").is_visible()
+    assert page.get_by_text("How this works").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "app-empty-desktop.png"), full_page=True)
+
+    # Ask: the answer quotes JapanWork, and a JapanWork card shows its highlighted sentence.
+    ask(page, QUESTION, 1)
+    want = engine.ask(QUESTION).to_dict()
+    top = want["citations"][0]
+    assert top["policy_id"] == "japanwork" and not want["abstained"]
+    answer = last_bot_text(page)
+    assert "JapanWork" in answer and _norm(top["highlight"]) in answer and "[1]" in answer
+    card = page.locator("#pq-card-1-1")
+    assert "JapanWork" in card.locator(".pq-company").inner_text()
+    assert _norm(card.locator(".pq-section").inner_text()) == _norm(top["section"])
+    assert _norm(card.locator("mark.pq-hl").inner_text()) == _norm(top["highlight"])
+    assert "JapanWork" in page.locator(".pq-scope").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-answer-desktop.png"), full_page=True)
+
+    # Copy answer: plain text with the quote and the sources, no Markdown escapes.
+    page.locator(".pq-sources [data-pq-copy]").click()
+    page.wait_for_function("() => document.querySelector('[data-pq-copy]').textContent === 'Copied'")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith(want["answer"]) and "[1] JapanWork" in copied and "\\" not in copied
+
+    # Click the card: the whole policy opens at that clause, marked, and scrolled into view.
+    card.locator(".pq-card-head").click()
+    viewer = page.locator(".pq-viewer")
+    viewer.wait_for(state="visible")
+    article = page.locator('.pq-policy[data-policy="japanwork"]')
+    assert article.is_visible()
+    active = article.locator("mark.pq-active")
+    assert _norm("".join(active.all_text_contents())) == _norm(top["text"])
+    assert _norm(article.locator("mark.pq-active-hl").first.inner_text()) in _norm(top["highlight"])
+    box = article.locator(".pq-policy-text").bounding_box()
+    mark = active.first.bounding_box()
+    assert box["y"] <= mark["y"] <= box["y"] + box["height"], "the marked clause is not scrolled into view"
+    assert top["section"].split(" ›")[0] in viewer.locator(".pq-viewer-title").inner_text()
+    # The whole policy is there, not just the clause.
+    assert len(_norm(article.locator(".pq-policy-text").inner_text())) > 0.9 * len(_norm(engine.index.policies["japanwork"].text))
+    page.screenshot(path=str(ARTIFACTS / "app-policy-view-desktop.png"), full_page=False)
+
+    # The [2] in the answer text opens citation 2 the same way.
+    page.locator('#pq-chat a[href="#pq-c-1-2"]').click()
+    second = want["citations"][1]
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('.pq-policy:not([hidden]) mark.pq-active')].some(m => m.dataset.c.includes(' ' + n + ' '))",
+        arg=2,
+    )
+    assert _norm("".join(page.locator(".pq-policy:not([hidden]) mark.pq-active").all_text_contents())) == _norm(second["text"])
+
+    # Follow-up: the previous question is the context, en Japan is the policy.
+    ask(page, "what about en Japan?", 2)
+    companies = page.locator('.pq-sources[data-turn="2"] .pq-card .pq-company').all_inner_texts()
+    assert companies and all("en Japan" in c for c in companies)
+    assert "en Japan" in page.locator(".pq-scope").inner_text()
+    assert "en Japan" in last_bot_text(page)
+    follow = engine.ask("what about en Japan?", history=[QUESTION]).to_dict()
+    assert _norm(follow["citations"][0]["highlight"]) in _norm(page.locator("#pq-card-2-1").inner_text())
+
+    # Script injection renders as literal text and never runs.
+    ask(page, ATTACK, 3)
+    assert page.evaluate("window.__xss") is None
+    user = _norm(page.locator('#pq-chat [data-testid="user"]').last.inner_text())
+    assert '<img src=x onerror="window.__xss=1">' in user and "<script>window.__xss=2</script>" in user
+    assert "[click me](javascript:window.__xss=3)" in user
+    assert page.locator("#pq-chat img[src='x'], #pq-chat script, #pq-chat a[href^='javascript']").count() == 0
+    page.get_by_text("click me").first.click()
+    assert page.evaluate("window.__xss") is None
+
+
+def test_phone_width_errors_and_keyboard(page, engine):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(ARTIFACTS / "app-empty-phone.png"), full_page=True)
+    # Nothing is wider than the phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # An empty question gets a plain message, not a stack trace.
+    box = page.locator("#pq-question textarea")
+    box.click()
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#pq-chat [data-testid=\"bot\"]').length >= 1")
+    assert "question is empty" in last_bot_text(page)
+
+    # The Compare question: a per-company table, each row's quote with its [n].
+    ask(page, "which of these sites share my data with employers?", 1)
+    table = page.locator("table.pq-compare")
+    assert table.is_visible()
+    want = engine.ask("which of these sites share my data with employers?").to_dict()
+    rows = table.locator("tbody tr")
+    assert rows.count() == len({c["policy_id"] for c in want["citations"]}) > 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Keyboard only: focus the first [n] button in the table and press Enter to open it.
+    first_button = table.locator("button").first
+    first_button.focus()
+    page.keyboard.press("Enter")
+    page.locator(".pq-viewer").wait_for(state="visible")
+    assert page.locator(".pq-policy:not([hidden]) mark.pq-active").count() > 0
+    page.locator("#pq-chat").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "app-compare-phone.png"), full_page=True)
+
+    # A huge question: a clear message, and the page stays usable.
+    box.fill("x" * 100_000)
+    box.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#pq-chat [data-testid=\"bot\"]')].some(b => b.innerText.includes('2,000'))"
+    )
+    assert re.search(r"at most 2,000 characters", last_bot_text(page))
+
+
+def test_upload_a_policy_and_ask_it(page, tmp_path):
+    path = tmp_path / "Acme Careers.txt"
+    path.write_text(
+        "Acme Careers Privacy Policy\n\nArticle 1 (Cookies)\n\nAcme Careers uses cookies to keep you signed in. "
+        "You can refuse cookies in your browser settings.\n\nArticle 2 (Deleting your data)\n\n"
+        "To delete your account and personal data, write to privacy@acme.example; we delete it within 30 days.\n",
+        encoding="utf-8",
+    )
+    page.get_by_text("Ask about another policy").click()
+    page.locator("#pq-upload input[type=file]").set_input_files(str(path))
+    page.get_by_text("Questions now go to it").wait_for()
+    ask(page, "how do I delete my personal data?", 1)
+    card = page.locator("#pq-card-1-1")
+    assert "Acme Careers" in card.inner_text() and "Deleting your data" in card.inner_text()
+    assert "within 30 days" in last_bot_text(page) or "privacy@acme.example" in last_bot_text(page)

@@ -1,0 +1,124 @@
+"""What the page renders for an answer, without a browser: escaping, cards, the policy view, compare."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import app
+
+ATTACK = ('<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+          '[click](javascript:alert(1)) ![i](javascript:alert(2)) <a href="javascript:alert(3)">a</a> '
+          '`code` *em* ${7*7} {{7*7}}')
+
+
+def ask(engine, question, choice=app.ALL, session=None):
+    return app.answer_question(engine, question, choice, session)
+
+
+def test_markdown_escaping_leaves_no_markup():
+    md = app.esc_md(ATTACK + "\n# heading\n1. item\n- item\n| a | b |\n===")
+    assert "<" not in md and ">" not in md.replace("&gt;", "")
+    assert "](" not in md.replace("\\](", "")  # every link/image bracket is escaped
+    for line in md.splitlines()[1:]:
+        assert not re.match(r"\s*([#\-+=]|\d+[.)])", line), line
+
+
+def test_html_escaping():
+    assert app.esc_html('<img src=x onerror="a()">') == "&lt;img src=x onerror=&quot;a()&quot;&gt;"
+
+
+def test_answer_renders_cards_and_links(engine):
+    messages, sources, session = ask(engine, "can JapanWork share my data with partners?")
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert "(#pq-c-1-1)" in messages[-1]["content"]
+    assert session["questions"] == ["can JapanWork share my data with partners?"]
+    answer = engine.ask("can JapanWork share my data with partners?").to_dict()
+    for c in answer["citations"]:
+        assert f'id="pq-card-1-{c["n"]}"' in sources
+        assert app.esc_html(c["highlight"]) in sources
+        assert f'data-for="1-{c["n"]}" data-policy="japanwork"' in sources
+        assert f'id="pq-p-1-{c["n"]}"' in sources  # the clause's anchor in the full policy
+    assert "JapanWork" in sources and "named in your question" in sources
+    assert '<mark class="pq-hl">' in sources
+    # the full policy is there, verbatim once unescaped
+    policy = engine.index.policies["japanwork"].text
+    article = re.search(r'<div class="pq-policy-text">(.*?)</div></article>', sources, re.S).group(1)
+    import html
+    assert html.unescape(re.sub(r"<[^>]+>", "", article)) == policy
+
+
+def test_follow_up_uses_history_and_keeps_only_latest_links(engine):
+    _, _, session = ask(engine, "can JapanWork share my data with partners?")
+    messages, sources, session = ask(engine, "what about en Japan?", session=session)
+    assert len(messages) == 4
+    assert "(#pq-c-1-" not in messages[1]["content"]  # the older answer's links became plain [n]
+    assert "\\[1\\]" in messages[1]["content"]
+    assert "(#pq-c-2-" in messages[3]["content"]
+    cited = set(re.findall(r'class="pq-target" data-for="2-\d+" data-policy="([^"]+)"', sources))
+    assert cited == {"en-japan"}
+
+
+def test_injection_is_escaped_everywhere(engine):
+    messages, sources, _ = ask(engine, ATTACK)
+    for text in [m["content"] for m in messages] + [sources]:
+        assert "<img" not in text and "<script" not in text and "<a " not in text
+    for m in messages:  # the only Markdown links are the page's own [n] links
+        assert all(target.startswith("#pq-c-") for target in re.findall(r"(?<!\\)\]\(([^)]*)", m["content"]))
+    assert "href=" not in sources
+    assert "&lt;script&gt;window.\\_\\_xss=2&lt;/script&gt;" in messages[0]["content"]
+    assert "<script" not in sources and "onerror=\"" not in sources
+
+
+@pytest.mark.parametrize("question, words", [("", "empty"), ("y" * 100_000, "2,000")])
+def test_bad_question_is_a_chat_message(engine, question, words):
+    messages, sources, session = ask(engine, question)
+    assert sources is None and session["questions"] == []
+    assert words in messages[-1]["content"] and "Traceback" not in messages[-1]["content"]
+    assert len(messages[0]["content"]) < 400  # the 100k question is clipped in the chat
+
+
+def test_non_english_gets_a_note(engine):
+    messages, sources, _ = ask(engine, "ジャパンワークは私のデータを共有しますか？")
+    assert "English" in messages[-1]["content"] and sources
+
+
+def test_compare_table_over_several_policies(engine):
+    _, sources, _ = ask(engine, "which of these sites share my data with employers?")
+    answer = engine.ask("which of these sites share my data with employers?").to_dict()
+    companies = {c["policy_id"] for c in answer["citations"]}
+    assert len(companies) > 1 and not answer["abstained"]
+    table = re.search(r'<table class="pq-compare">.*?</table>', sources, re.S).group(0)
+    assert table.count("<tr>") == len(companies) + 1
+    seen = set()
+    for c in answer["citations"]:
+        if c["policy_id"] in seen:
+            continue
+        seen.add(c["policy_id"])
+        assert app.esc_html(" ".join(c["highlight"].split())) in table
+        assert f'data-pq-cite="1-{c["n"]}"' in table
+
+
+def test_abstained_says_so_and_shows_closest(engine):
+    _, sources, _ = ask(engine, "do they sell my data to crypto miners on mars?")
+    assert "Not answered by the policies" in sources and 'class="pq-card"' in sources
+    assert "pq-compare" not in sources
+
+
+def test_policy_menu_scopes(engine):
+    _, sources, _ = ask(engine, "do you use cookies?", choice="gaijin-poole")
+    assert set(re.findall(r'class="pq-target" data-for="1-\d+" data-policy="([^"]+)"', sources)) == {"gaijin-poole"}
+    assert "chosen in the policy menu" in sources
+
+
+def test_upload_builds_a_session_engine(engine, tmp_path):
+    path = tmp_path / "acme.txt"
+    path.write_text("Privacy Policy\n\nArticle 1 (Cookies)\n\nAcme Jobs uses cookies to remember your login. "
+                    "You can refuse cookies in your browser.\n\nArticle 2 (Deletion)\n\nWrite to privacy@acme.example "
+                    "to delete your account and data.\n", encoding="utf-8")
+    uploaded = app._build_upload_engine(engine, str(path), "acme.txt")
+    session = app._new_session()
+    session["upload"] = uploaded
+    messages, sources, _ = ask(engine, "how do I delete my data?", choice=app.UPLOADED, session=session)
+    assert "Deletion" in sources and "privacy@acme.example" in sources
+    assert engine.index.policies.keys() != uploaded.index.policies.keys()  # the shared engine is untouched
