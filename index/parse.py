@@ -81,7 +81,7 @@ def _unnumbered_heading(lines: list[_Line], i: int) -> bool:
 
 
 def _item_label(s: str, match: re.Match, layout: str) -> str:
-    if layout == "clause" and _title_like(s, max_len=80):
+    if layout == "clause" and _title_like(s[match.end() - (len(s) - len(s.lstrip())):], max_len=80):
         return " ".join(s.split())  # titled item, e.g. "1. About cookies and localStorage"
     if match.group(2):
         return match.group(2)  # "2." is cited as "› 2"

@@ -1,0 +1,119 @@
+"""Retrieval, abstention, alias resolution and the Answer contract, on the real model and index."""
+import pytest
+
+from qa.engine import QuestionError
+from qa.resolve import name_patterns, resolve_policies
+
+# (question, policy expected first, a phrase the top-3 citations must contain)
+QUESTIONS = [
+    ("can JapanWork share my data with partners?", "japanwork", "partner companies"),
+    ("How much does Japan Work charge me to see my data?", "japanwork", "¥1,000"),
+    ("Does en Japan use cookies?", "en-japan", "uses cookies"),
+    ("who gets to see my video interview on en japan?", "en-japan", "view video interviews"),
+    ("Does Gaijin Poole give my visa status to employers?", "gaijin-poole", "visa status"),
+    ("does INNTEGRA record my phone calls?", "gaijin-poole", "record calls"),
+    ("what does HSJ use my information for?", "highly-skilled-japan", "Highly Skilled Japan will use User Information"),
+    ("is JACCES responsible if a linked website harms me?", "jacces", "external websites linked"),
+    ("can JACCES give my information to the government?", "jacces", "government agency"),
+    ("does JapanWork use Google Analytics?", "japanwork", "Google Analytics"),
+    ("can I turn off cookies on JapanWork?", "japanwork", "disabled by your browser settings"),
+    ("does enJapan outsource handling of my data?", "en-japan", "outsource"),
+]
+
+
+@pytest.mark.parametrize("question,policy,phrase", QUESTIONS)
+def test_real_questions_find_the_clause(engine, question, policy, phrase):
+    answer = engine.ask(question)
+    assert not answer.abstained
+    assert answer.policies == [policy]
+    assert answer.citations[0].policy_id == policy
+    assert any(phrase in c.text for c in answer.citations[:3]), [c.section for c in answer.citations]
+
+
+def test_question_naming_no_company_draws_on_several(engine):
+    answer = engine.ask("which sites share my data with employers?")
+    cited = [c.policy_id for c in answer.citations]
+    assert {"en-japan", "gaijin-poole"} <= set(cited)
+    assert "What each policy says" in answer.answer
+
+
+@pytest.mark.parametrize("question,lead", [
+    ("what is the weather in Osaka tomorrow?", "The policies do not say"),
+    ("does JapanWork use my data to train AI models?", "The JapanWork policy does not say"),
+    ("how long does JACCES keep my personal info?", "The JACCES policy does not say"),
+])
+def test_unaddressed_questions_abstain_and_show_closest_clauses(engine, question, lead):
+    answer = engine.ask(question)
+    assert answer.abstained
+    assert answer.answer.startswith(lead)
+    assert len(answer.citations) == 3 and "[1]" in answer.answer
+
+
+def test_answerable_question_is_not_refused_and_quotes_its_citation(engine):
+    answer = engine.ask("can JapanWork share my data with partners?")
+    assert not answer.abstained and "JapanWork" in answer.answer
+    top = answer.citations[0]
+    assert "“" in answer.answer and f"[{top.n}]" in answer.answer
+    quoted = answer.answer.split("“", 1)[1].split("”", 1)[0]
+    assert quoted == " ".join(top.highlight.split())  # the answer says no more than its clause
+
+
+def test_follow_up_uses_the_previous_question(engine):
+    first = "Does JapanWork use cookies?"
+    about = engine.ask("what about en Japan?", history=[first])
+    assert about.policies == ["en-japan"] and "cookies" in about.citations[0].text
+    off = engine.ask("can I turn them off?", history=[first])
+    assert off.policies == ["japanwork"]
+    assert any("disabled by your browser settings" in c.text for c in off.citations)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("can Japan Work see this", ["japanwork"]), ("JAPANWORK?", ["japanwork"]), ("japan-work", ["japanwork"]),
+    ("INNTEGRA and gaijin poole", ["gaijin-poole"]), ("en japan or enJapan", ["en-japan"]),
+    ("HSJ vs JACCES", ["highly-skilled-japan", "jacces"]), ("Ｊａｐａｎ Ｗｏｒｋ", ["japanwork"]),
+    ("I speak open japanese", []), ("Japan jobs", []),
+])
+def test_alias_resolution(engine, text, expected):
+    assert resolve_policies(text, name_patterns(engine.index.policies))[0] == expected
+
+
+def test_policy_argument_restricts_and_unknown_policy_is_a_clear_error(engine):
+    answer = engine.ask("do they use cookies?", policy="jacces")
+    assert answer.policies == ["jacces"] and {c.policy_id for c in answer.citations} == {"jacces"}
+    with pytest.raises(QuestionError, match="unknown policy 'nope'.*japanwork"):
+        engine.ask("do they use cookies?", policy="nope")
+
+
+def test_citation_offsets_point_into_the_policy(engine):
+    answer = engine.ask("can I ask en Japan to delete my data?", k=5)
+    assert len(answer.citations) == 5 and [c.n for c in answer.citations] == [1, 2, 3, 4, 5]
+    for c in answer.citations:
+        text = engine.index.policies[c.policy_id].text
+        assert text[c.start:c.end] == c.text
+        assert text[c.highlight_start:c.highlight_end] == c.highlight
+        assert c.start <= c.highlight_start < c.highlight_end <= c.end
+        assert len(c.highlight) <= 400
+    d = answer.to_dict()
+    assert set(d) >= {"question", "answer", "abstained", "policies", "citations", "timings_ms"}
+    assert set(d["citations"][0]) == {"n", "policy_id", "company", "section", "text", "start", "end", "highlight",
+                                      "highlight_start", "highlight_end", "score"}
+    scores = [c["score"] for c in d["citations"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("bad,match", [("", "empty"), ("   \n\t ", "empty"), ("x" * 100_000, "100,000 characters"), (None, "text")])
+def test_bad_questions_get_clear_errors(engine, bad, match):
+    with pytest.raises(QuestionError, match=match):
+        engine.ask(bad)
+
+
+@pytest.mark.parametrize("odd", [
+    "JapanWork\x00\x07 cookies\u200b?", "ジャパンワークは私のデータを共有しますか？",
+    "<script>alert(1)</script> can JapanWork share my data?", "[x](javascript:alert(1)) cookies?", "🙂" * 50,
+])
+def test_odd_input_gets_a_sane_answer(engine, odd):
+    answer = engine.ask(odd)
+    assert answer.citations and answer.answer
+    assert "\x00" not in answer.question and "\u200b" not in answer.question
+    if "<script>" in odd:
+        assert "<script>" in answer.question  # kept as text; escaping is the page's job

@@ -1,0 +1,170 @@
+"""The index on disk: self-describing, atomic, checked on load; and the CLI over it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.corpus import CorpusError, load_corpus
+from index.embed import Encoder
+from index.store import IndexLoadError, live_version, read_index, read_manifest
+from qa.engine import Engine
+
+
+@pytest.fixture
+def index_copy(default_index, tmp_path):
+    out = tmp_path / "idx"
+    shutil.copytree(default_index, out)
+    return out
+
+
+def test_manifest_describes_the_index(default_index):
+    m = read_manifest(default_index)
+    assert m["format"] == "policyqa-index" and m["format_version"] == 1
+    assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384}
+    assert m["chunking"]["max_chars"] > 0 and m["lexical"]["k1"] > 0
+    assert {p["id"] for p in m["policies"]} == {"japanwork", "en-japan", "highly-skilled-japan", "jacces", "gaijin-poole"}
+    assert all(len(p["sha256"]) == 64 and p["passages"] > 0 for p in m["policies"])
+    assert m["passages"] == sum(p["passages"] for p in m["policies"])
+
+
+def test_rebuilding_unchanged_text_embeds_nothing(index_copy, encoder):
+    report = build_index(load_corpus(), index_copy, encoder)
+    assert report["embedded"] == 0 and report["reused"] > 0
+    changed = load_corpus()
+    from dataclasses import replace
+    changed[0] = replace(changed[0], text=changed[0].text + "\n\nA new closing sentence about nothing in particular.")
+    report = build_index(changed, index_copy, encoder)
+    assert 0 < report["embedded"] <= 4  # the new passage (and its sentences), not the corpus
+
+
+class _ExplodingIndex:
+    """Stands in for the FAISS index only so that writing it fails half-way through a build."""
+    ntotal, d = 0, 384
+
+
+def test_crash_mid_write_leaves_previous_index_usable(index_copy, encoder, monkeypatch):
+    before = live_version(index_copy)
+    passages_before = read_index(index_copy).passages
+    import index.build as build_module
+    monkeypatch.setattr(build_module, "make_dense_index", lambda embeddings: _ExplodingIndex())
+    with pytest.raises(Exception):
+        build_index(load_corpus()[:2], index_copy, encoder)
+    assert live_version(index_copy) == before
+    assert [p.key for p in read_index(index_copy).passages] == [p.key for p in passages_before]
+
+
+def test_killed_build_leaves_an_index_that_loads(index_copy):
+    """kill -9 a real `policyqa index build` at several moments; the index always loads."""
+    keys = [p.key for p in read_index(index_copy).passages]
+    for delay in (0.5, 2.0, 4.0):
+        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "build", "--out", str(index_copy), "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert [p.key for p in read_index(index_copy).passages] == keys
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda v: (v / "embeddings.npy").write_bytes(b"\x93NUMPY garbage"), "corrupt"),
+    (lambda v: (v / "dense.faiss").unlink(), "corrupt or incomplete"),
+    (lambda v: (v / "manifest.json").write_text("{not json"), "manifest .* corrupt"),
+    (lambda v: (v / "manifest.json").unlink(), "incomplete"),
+    (lambda v: (v / "policies" / "jacces.txt").write_text("tampered"), "checksum"),
+    (lambda v: (v / "passages.jsonl").write_text((v / "passages.jsonl").read_text().split("\n", 1)[1]), "inconsistent"),
+])
+def test_damaged_index_fails_with_a_rebuild_hint(index_copy, damage, match):
+    damage(live_version(index_copy))
+    with pytest.raises(IndexLoadError, match=match) as e:
+        read_index(index_copy)
+    assert "policyqa index build" in str(e.value)
+
+
+def test_missing_index_and_format_mismatch(tmp_path, index_copy):
+    with pytest.raises(IndexLoadError, match="no index"):
+        read_index(tmp_path / "nothing")
+    manifest = live_version(index_copy) / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["format_version"] = 99
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(IndexLoadError, match="v99"):
+        read_index(index_copy)
+
+
+def test_model_mismatch_is_refused(default_index, index_copy):
+    with pytest.raises(IndexLoadError, match="built with model .*all-MiniLM-L6-v2.* 'other/model' was asked for"):
+        Engine(read_index(default_index), Encoder("other/model"))
+    manifest = live_version(index_copy) / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["model"]["dimension"] = 768
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(IndexLoadError, match="768"):
+        read_index(index_copy)
+
+
+def test_corpus_without_manifest_takes_ids_from_file_names(tmp_path, encoder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "Acme Jobs.txt").write_text("1. Cookies\n\nAcme Jobs uses cookies to remember your language.\n", encoding="utf-8")
+    (corpus / "beta.md").write_text("# Sharing\n\nBeta never sells personal information to anyone.\n", encoding="utf-8")
+    (corpus / "notes.csv").write_text("ignored", encoding="utf-8")
+    build_index(load_corpus(corpus), tmp_path / "idx", encoder)
+    engine = Engine(read_index(tmp_path / "idx"), encoder)
+    assert sorted(engine.index.policies) == ["acme-jobs", "beta"]
+    answer = engine.ask("does beta sell my data?")
+    assert answer.policies == ["beta"] and "never sells" in answer.citations[0].highlight
+    assert answer.citations[0].section == "Sharing"
+
+
+def test_bad_corpora_are_clear_errors(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        load_corpus(tmp_path / "missing")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(CorpusError, match="empty"):
+        load_corpus(tmp_path)
+    (tmp_path / "empty.txt").write_bytes("個人情報".encode("shift_jis"))
+    with pytest.raises(CorpusError, match="not UTF-8"):
+        load_corpus(tmp_path)
+
+
+def _cli(*args, stdin=None):
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_json_contract_and_questions_file(default_index, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join([
+        json.dumps({"id": "a", "question": "can JapanWork share my data with partners?"}),
+        json.dumps({"id": "b", "question": "do they use cookies?", "policy": "jacces"}),
+        json.dumps({"id": "c", "question": ""}),
+        "not json",
+    ]) + "\n")
+    before = sorted(p.name for p in default_index.iterdir())
+    result = _cli("ask", "--json", "--questions-file", str(questions), "--index", str(default_index), "-k", "2")
+    lines = [json.loads(l) for l in result.stdout.splitlines()]
+    assert len(lines) == 4 and result.returncode == 1  # two lines were bad
+    a, b, c, d = lines
+    assert a["id"] == "a" and a["policies"] == ["japanwork"] and len(a["citations"]) == 2 and not a["abstained"]
+    assert a["timings_ms"]["total"] > 0 and "[1]" in a["answer"]
+    assert b["policies"] == ["jacces"] and all(x["policy_id"] == "jacces" for x in b["citations"])
+    assert "empty" in c["error"] and "not JSON" in d["error"]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in default_index.iterdir()) == before  # asking writes nothing
+
+
+def test_cli_human_output_and_errors(default_index, tmp_path):
+    ok = _cli("ask", "can JapanWork share my data with partners?", "--index", str(default_index))
+    assert ok.returncode == 0
+    assert "JapanWork" in ok.stdout and "Sources:" in ok.stdout and "[1] JapanWork, Inc. — Clause" in ok.stdout
+    empty = _cli("ask", "  ", "--index", str(default_index))
+    assert empty.returncode == 2 and "error: the question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    missing = _cli("ask", "hello", "--index", str(tmp_path / "none"))
+    assert missing.returncode == 1 and "no index" in missing.stderr and "Traceback" not in missing.stderr
