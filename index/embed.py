@@ -36,6 +36,7 @@ class Encoder:
     def _load(self):
         if self._model is None:
             path = resolve_model(self.name)
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on every ask
             if Path(path).exists():
                 # A local model must never reach for a hub (there may be none).
                 os.environ["HF_HUB_OFFLINE"] = "1"
