@@ -18,6 +18,9 @@ def _quote(text: str) -> str:
     return "“" + " ".join(text.split()) + "”"
 
 
+SECOND_QUOTE_MARGIN = 0.15  # a second clause this close in score to the first is quoted too
+
+
 def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope: list[str], abstained: bool) -> str:
     """Answer text with [n] markers. `scope` is the policies the question was resolved to."""
     if not citations:
@@ -39,6 +42,9 @@ def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope
         lines.append(f"{display_name(policies[policy_id])}, {top.section}: {_quote(top.highlight)} [{top.n}]")
     if len(by_policy) == 1:
         rest = [c for c in citations[1:] if c.policy_id == citations[0].policy_id]
+        if rest and rest[0].score >= citations[0].score - SECOND_QUOTE_MARGIN and rest[0].highlight != citations[0].highlight:
+            lines.append(f"It also says, in {rest[0].section}: {_quote(rest[0].highlight)} [{rest[0].n}]")
+            rest = rest[1:]
         if rest:
             lines.append("See also " + ", ".join(f"{c.section} [{c.n}]" for c in rest) + ".")
         return "\n".join(lines)
