@@ -51,6 +51,9 @@ ALL = "__all__"  # dropdown value for "All policies" (not a valid policy id: ids
 UPLOADED = "__uploaded__"  # dropdown value for the policy this session uploaded
 DEFAULT_CONCURRENCY = 4  # questions answered at once; more wait in the queue (2 cores, ~10 ms a question)
 QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
+# Queue positions go to waiting visitors every 2 s instead of after every answer: with ~10 ms
+# answers, per-answer broadcasts to everyone waiting cost more CPU than the answers (load test).
+STATUS_EVERY_S = 2.0
 HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
 MAX_UPLOAD_CHARS = 200_000
 EXAMPLES = [
@@ -103,6 +106,15 @@ def _escape_line_start(m: re.Match) -> str:
 def _clip(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def _where(error: BaseException) -> str:
+    """Where an exception came from (file:line of its last frames), without its message, which
+    might quote the question."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)[-4:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))
 
 
 def looks_non_english(question: str) -> bool:
@@ -487,7 +499,7 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         session["messages"] = messages
         return messages, None, session
     except Exception as e:  # never show a traceback; never log the question
-        log.error("answering failed: %s", type(e).__name__)
+        log.error("answering failed: %s at %s", type(e).__name__, _where(e))
         messages.append({"role": "assistant", "content": esc_md("⚠ Something went wrong while answering. Please try again.")})
         session["messages"] = messages
         return messages, None, session
@@ -559,7 +571,7 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
         except QuestionError as e:
             return {"error": str(e)}
         except Exception as e:  # never a traceback; never the question in the log
-            log.error("/ask failed: %s", type(e).__name__)
+            log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
             return {"error": "something went wrong while answering; please try again"}
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
@@ -621,7 +633,7 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
 
                     msg = str(e) if isinstance(e, (CorpusError, IndexLoadError)) else "the file could not be read as a policy"
                     if not isinstance(e, (CorpusError, IndexLoadError)):
-                        log.error("upload failed: %s", type(e).__name__)
+                        log.error("upload failed: %s at %s", type(e).__name__, _where(e))
                     return gr.skip(), esc_md(f"⚠ Could not use that file: {msg}"), session
                 session["upload_name"] = Path(name).stem[:60]
                 n = len(session["upload"].index.passages)
@@ -637,9 +649,11 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
 
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
-               concurrency: int = DEFAULT_CONCURRENCY, quiet: bool = False):
-    """Queue and start the page; `block=False` returns at once (tests, load test)."""
-    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
+               concurrency: int | None = None, quiet: bool = False):
+    """Queue and start the page; `block=False` returns at once (tests, load test). `concurrency`
+    (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
+    concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
     return demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
         show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,

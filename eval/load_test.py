@@ -81,6 +81,15 @@ def start_app(index: str | None, log) -> tuple[subprocess.Popen, str]:
     return server, f"http://127.0.0.1:{port}/"
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -97,9 +106,14 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
     lock = threading.Lock()
     clients: list = [None] * users
 
+    # Plain http on loopback: no certificate to check. With checking on, httpx loads the CA bundle
+    # for every request gradio_client makes, and that CPU (on the same 2 cores) would be billed
+    # to the app's latency.
+    plain = urlparse(url).scheme == "http"
+
     def connect(u: int) -> None:
         try:
-            clients[u] = Client(url, verbose=False)
+            clients[u] = Client(url, verbose=False, ssl_verify=not plain)
         except Exception as e:  # counted, not raised: a user that cannot connect is an error per question
             with lock:
                 errors.extend([f"connect: {type(e).__name__}: {e}"] * per_user)
@@ -145,12 +159,17 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t_start
-    for c in clients:
-        if c is not None:
-            try:
-                c.close()
-            except Exception:
-                pass
+    def close(c) -> None:
+        try:
+            c.close()  # waits about a second for its heartbeat thread: close them all at once
+        except Exception:
+            pass
+
+    closers = [threading.Thread(target=close, args=(c,)) for c in clients if c is not None]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(timeout=30)
     return {
         "users": users, "questions_per_user": per_user, "questions": users * per_user,
         "answered": len(latencies), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
@@ -175,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.users <= 200 and 1 <= args.questions <= 1000):
         p.error("--users must be 1..200 and --questions 1..1000")
 
-    server = None
+    server, report = None, None
     log = tempfile.TemporaryFile(mode="w+")
     if args.url:
         url = args.url if args.url.endswith("/") else args.url + "/"
@@ -195,12 +214,26 @@ def main(argv: list[str] | None = None) -> int:
         # One warm-up question (not counted), as a visitor after start-up would not be the first either.
         from gradio_client import Client
 
-        Client(url, verbose=False).predict("can I delete my data?", api_name="/ask")
+        warm = Client(url, verbose=False, ssl_verify=urlparse(url).scheme != "http")
+        warm.predict("can I delete my data?", api_name="/ask")
+        warm.close()
+        cpu0 = cpu_seconds(server.pid) if server is not None else None
         report = run_load(url, args.users, args.questions, args.timeout)
         if server is not None:
             report["startup_s"] = round(startup, 2)
+            cpu1 = cpu_seconds(server.pid)
+            if cpu0 is not None and cpu1 is not None and report["answered"]:
+                report["server_cpu_ms_per_question"] = round(1000 * (cpu1 - cpu0) / report["questions"], 1)
+        try:
+            report["load_average_1m"] = round(os.getloadavg()[0], 2)
+        except OSError:
+            pass
     finally:
         if server is not None:
+            if report is not None and report["errors"]:  # the app's own account of what failed
+                log.seek(0)
+                lines = [line for line in log.read().splitlines() if "failed" in line]
+                print("\n".join(lines[-10:]), file=sys.stderr)
             server.terminate()
             try:
                 server.wait(timeout=20)
@@ -217,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
               f"max {lat['max'] * 1000 if lat['max'] is not None else float('nan'):.0f} ms")
         print(f"  throughput {report['throughput_qps']} questions/s over {report['wall_s']} s")
         print(f"  errors    {report['errors']}" + (f"  ({'; '.join(report['error_kinds'])})" if report["errors"] else ""))
+        if "server_cpu_ms_per_question" in report:
+            print(f"  app CPU   {report['server_cpu_ms_per_question']} ms a question (Gradio queue + engine)")
         if "startup_s" in report:
-            print(f"  (app start-up {report['startup_s']} s, not counted)")
+            print(f"  app start-up {report['startup_s']} s (not counted)")
+        if "load_average_1m" in report:
+            print(f"  machine load average {report['load_average_1m']} (other work on the same cores inflates latency)")
     return 1 if report["errors"] else 0
 
 

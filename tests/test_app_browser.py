@@ -189,6 +189,9 @@ def test_phone_width_errors_and_keyboard(page, engine):
     assert page.locator(".pq-policy:not([hidden]) mark.pq-active").count() > 0
     page.locator("#pq-chat").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "app-compare-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.screenshot(path=str(ARTIFACTS / "app-compare-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
 
     # A huge question: a clear message, and the page stays usable.
     box.fill("x" * 100_000)
