@@ -1,0 +1,66 @@
+"""The gold questions (eval/questions_{dev,test}.jsonl) and per-question scoring of an answer dict."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from eval.metrics import contains_evidence, hit_at_k, mrr_at_k, ndcg_at_k, relevance
+
+EVAL_DIR = Path(__file__).resolve().parent
+SPLITS = ("dev", "test")
+KINDS = ("single", "unaddressed", "offtopic", "cross", "followup")
+NOT_ADDRESSED = ("unaddressed", "offtopic")  # the positive class of abstention
+RECORDED = EVAL_DIR / "recorded.json"
+
+
+def split_path(split: str) -> Path:
+    return EVAL_DIR / f"questions_{split}.jsonl"
+
+
+def load_questions(split: str = "all") -> list[dict]:
+    """Gold rows of `split` ("dev", "test" or "all"), each with an added "split" key."""
+    splits = SPLITS if split == "all" else (split,)
+    rows = []
+    for s in splits:
+        if s not in SPLITS:
+            raise ValueError(f"unknown split {s!r}; use dev, test or all")
+        with open(split_path(s), encoding="utf-8") as f:
+            rows.extend({**json.loads(line), "split": s} for line in f if line.strip())
+    return rows
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_recorded() -> dict:
+    return json.loads(RECORDED.read_text(encoding="utf-8")) if RECORDED.exists() else {}
+
+
+def score_answer(row: dict, answer: dict, depth: int = 10) -> dict:
+    """Per-question figures for one answer dict (Answer.to_dict() shape) against its gold row.
+    Retrieval figures are None for questions without evidence."""
+    citations = answer.get("citations") or []
+    evidence = row["evidence"]
+    out = {
+        "abstained": bool(answer.get("abstained")),
+        "not_addressed": row["kind"] in NOT_ADDRESSED,
+        "n_citations": len(citations),
+        "top1_chars": len(citations[0]["text"]) if citations else None,
+        "all_chars": [len(c["text"]) for c in citations],
+    }
+    if not row["answerable"] or not evidence:
+        out.update(rels=None, hit1=None, hit3=None, hit5=None, mrr10=None, ndcg10=None, hl_hit1=None, cover3=None)
+        return out
+    rels = relevance(citations[:depth], evidence)
+    policies = sorted({e["policy"] for e in evidence})
+    covered = {p for p in policies if any(contains_evidence(c, [e for e in evidence if e["policy"] == p]) for c in citations[:3])}
+    out.update(
+        rels=rels,
+        hit1=hit_at_k(rels, 1), hit3=hit_at_k(rels, 3), hit5=hit_at_k(rels, 5),
+        mrr10=mrr_at_k(rels, 10), ndcg10=ndcg_at_k(rels, 10, len(evidence)),
+        hl_hit1=1.0 if contains_evidence(citations[0] if citations else None, evidence, field="highlight") else 0.0,
+        cover3=len(covered) / len(policies),
+    )
+    return out

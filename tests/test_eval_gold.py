@@ -1,0 +1,49 @@
+"""The gold questions are well-formed, their evidence is verbatim policy text, and the held-out test split is frozen."""
+from __future__ import annotations
+
+import pytest
+
+from eval.gold import KINDS, NOT_ADDRESSED, RECORDED, file_sha256, load_questions, load_recorded, split_path
+from index.corpus import load_corpus
+
+POLICIES = {p.id: p.text for p in load_corpus()}
+ROWS = load_questions("all")
+
+
+def test_splits_are_the_expected_size():
+    assert sum(r["split"] == "dev" for r in ROWS) == 99
+    assert sum(r["split"] == "test" for r in ROWS) == 47
+
+
+def test_ids_are_unique_across_splits():
+    ids = [r["id"] for r in ROWS]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["id"] for r in ROWS])
+def test_row_is_well_formed_and_evidence_is_verbatim(row):
+    assert row["question"].strip()
+    assert row["kind"] in KINDS
+    assert row["answerable"] == (row["kind"] not in NOT_ADDRESSED)
+    assert bool(row["evidence"]) == row["answerable"]
+    assert set(row["policies"]) <= set(POLICIES)
+    assert isinstance(row["history"], list) and (row["kind"] == "followup") == bool(row["history"])
+    for e in row["evidence"]:
+        assert e["policy"] in row["policies"]
+        assert e["text"].strip() and e["text"] in POLICIES[e["policy"]], f"{row['id']}: evidence not in {e['policy']}"
+
+
+def test_questions_are_not_duplicated():
+    seen = {}
+    for r in ROWS:
+        key = (" ".join(r["question"].lower().split()), tuple(r["history"]))
+        assert key not in seen, f"{r['id']} repeats {seen.get(key)}"
+        seen[key] = r["id"]
+
+
+def test_test_split_is_frozen():
+    recorded = load_recorded()
+    assert "test_split_sha256" in recorded, f"{RECORDED} holds no checksum of the test split"
+    assert file_sha256(split_path("test")) == recorded["test_split_sha256"], (
+        "eval/questions_test.jsonl changed: the held-out split is frozen; add new questions to the dev split"
+    )
