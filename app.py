@@ -446,6 +446,10 @@ PAGE_CSS = """
 #pq-chat a[href^="#pq-c-"] { color: var(--color-accent); font-weight: 600; text-decoration: none; }
 #pq-chat a[href^="#pq-c-"]:hover, #pq-chat a[href^="#pq-c-"]:focus-visible { text-decoration: underline; }
 #pq-sources-col { min-width: min(320px, 100%); }
+/* Side by side, the sources scroll on their own, so opening a clause never scrolls the chat away. */
+@media (min-width: 900px) {
+  #pq-sources-col { position: sticky; top: .5rem; align-self: flex-start; max-height: calc(100vh - 1rem); overflow-y: auto; }
+}
 """
 
 
@@ -578,7 +582,8 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
         # Per browser session; dropped when the tab closes, or after 2 idle hours.
         session = gr.State(_new_session(), time_to_live=2 * 3600)
-        gr.Markdown("# PolicyQA\nAsk what Japanese job sites' privacy policies say. Answers quote the policies and cite the clauses.")
+        gr.Markdown("# PolicyQA\nAsk what Japanese job sites' privacy policies say. Answers quote the policies and "
+                    "cite the clauses; they are not legal advice.", elem_id="pq-intro")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
                 chat = gr.Chatbot(
