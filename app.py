@@ -55,6 +55,7 @@ QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
 # answers, per-answer broadcasts to everyone waiting cost more CPU than the answers (load test).
 STATUS_EVERY_S = 2.0
 HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
+MAX_MESSAGES = 80  # chat messages kept per session (older ones scroll off)
 MAX_UPLOAD_CHARS = 200_000
 EXAMPLES = [
     "Can JapanWork share my data with partners?",
@@ -520,6 +521,7 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         if m["role"] == "assistant":
             m["content"] = re.sub(r"\[\\\[(\d+)\\\]\]\(#pq-c-[\d-]+\)", r"\\[\1\\]", m["content"])
     messages.append({"role": "assistant", "content": chat_answer(turn, note)})
+    messages = messages[-MAX_MESSAGES:]
     session["messages"] = messages
     session["questions"] = (session["questions"] + [data["question"]])[-HISTORY_TURNS:]
     return messages, sources_html(turn), session
