@@ -1,7 +1,7 @@
 """Split a policy text into clauses with their heading path, keeping character offsets.
 
 Policies come in a few layouts, detected per document:
-- "clause":     `Clause 3 (Purpose of use)` headings with `1.` items
+- "clause":     `Clause 3 (Purpose of use)` (or `Article 3 (…)`, `Section 3 (…)`) headings with `1.` items
 - "numbered":   `5. Provision of Personal Information` headings (a heading may break over two lines)
                 with `(1)` items and `a)`/`A.`/`(i)`/`・` sub-items; a numbered sentence with no title
                 is a section named by its number
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from index.types import Clause
 
-CLAUSE_HEADING = re.compile(r"^\s*Clause\s+\d+\s*\(.*\)\s*$")
+CLAUSE_HEADING = re.compile(r"^\s*(?:Clause|Article|Section)\s+\d+\s*\(.*\)\s*$")
 NUMBERED = re.compile(r"^\s*(\d{1,2})\.\s*(\S.*?)\s*$")
 MARKDOWN_HEADING = re.compile(r"^\s*#{1,6}\s+(\S.*?)\s*#*\s*$")
 # Primary items start a clause of their own; secondary ones belong to the primary item they follow.

@@ -114,3 +114,9 @@ def test_same_text_same_key_different_text_different_key(policies):
     b = chunk_clauses(parse_clauses(jw.text, jw.id), jw.text)
     assert [p.key for p in a] == [p.key for p in b]
     assert len({p.key for p in a}) == len(a)
+
+
+def test_article_headings_are_clauses():
+    text = "Privacy Policy\n\nArticle 1 (Scope)\nThis policy covers the site.\n\nArticle 2 (Cookies)\n1. We use cookies.\n2. You can refuse them.\n"
+    assert detect_layout(text) == "clause"
+    assert [c.heading for c in parse_clauses(text, "x")] == ["Article 1 (Scope)", "Article 2 (Cookies) › 1", "Article 2 (Cookies) › 2"]
