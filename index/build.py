@@ -48,13 +48,16 @@ def passages_of(policy: Policy, settings: ChunkSettings) -> list[Passage]:
     return chunk_clauses(parse_clauses(policy.text, policy.id), policy.text, settings)
 
 
-def _previous_vectors(out: Path, model: str) -> dict[str, np.ndarray]:
-    """Embeddings an existing index at `out` already holds, by content hash, if built by `model`."""
+def _previous_index(out: Path) -> StoredIndex | None:
     try:
-        old: StoredIndex = read_index(out)
+        return read_index(out)
     except IndexLoadError:
-        return {}
-    if old.model != model:
+        return None
+
+
+def _previous_vectors(old: StoredIndex | None, model: str) -> dict[str, np.ndarray]:
+    """Embeddings an existing index already holds, by content hash, if built by `model`."""
+    if old is None or old.model != model:
         return {}
     known = {p.key: old.embeddings[i] for i, p in enumerate(old.passages)}
     for i, (row, (s, e)) in enumerate(zip(old.sentence_passage, old.sentence_spans)):
@@ -70,18 +73,36 @@ def build_index(
     settings: ChunkSettings = ChunkSettings(),
     progress: bool = False,
     reuse: bool = True,
+    previous: StoredIndex | None = None,
+    reuse_parsed: bool = False,
 ) -> dict:
     """Build (or rebuild) the index at `out` from `policies`; returns timing and count figures.
-    Text already embedded by the same model in the index at `out` is not embedded again."""
+    Text already embedded by the same model in the index at `out` is not embedded again.
+
+    `previous`: the index at `out` if the caller has it loaded already (it is not read twice).
+    `reuse_parsed`: take the passages of a policy whose text (sha256) and chunk settings are
+    unchanged from `previous` instead of parsing it again (incremental adds to a large index).
+    A policy keeps its `added` time while its text is unchanged."""
     t0 = time.perf_counter()
+    old = previous if previous is not None else (_previous_index(Path(out)) if reuse or reuse_parsed else None)
+    old_entries = {e["id"]: e for e in old.manifest["policies"]} if old is not None else {}
+    same_chunking = old is not None and old.manifest.get("chunking") == settings.to_dict()
+    t_read = time.perf_counter()
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     passages: list[Passage] = []
     policy_entries = []
     for policy in policies:
-        ps = passages_of(policy, settings)
+        digest = checksum(policy.text)
+        before = old_entries.get(policy.id)
+        unchanged = before is not None and before.get("sha256") == digest
+        if reuse_parsed and unchanged and same_chunking and policy.id in old.policy_rows:
+            ps = [old.passages[r] for r in old.policy_rows[policy.id]]
+        else:
+            ps = passages_of(policy, settings)
         policy_entries.append({
             "id": policy.id, "company": policy.company, "service": policy.service, "aliases": list(policy.aliases),
-            "date": policy.date, "source": policy.source, "sha256": checksum(policy.text), "passages": len(ps),
-            "added": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": policy.date, "source": policy.source, "sha256": digest, "passages": len(ps),
+            "added": (before.get("added") if unchanged else None) or now,
         })
         passages.extend(ps)
     sentence_rows, spans = [], []
@@ -95,15 +116,23 @@ def build_index(
     ]
     t_parse = time.perf_counter()
 
-    known = _previous_vectors(Path(out), encoder.name) if reuse else {}
+    known = _previous_vectors(old, encoder.name) if reuse else {}
+    old_dim = old.manifest["model"]["dimension"] if known else None
     wanted = [(p.key, p.embedding_text()) for p in passages] + [(_sentence_key(t), t) for t in sentence_texts]
     missing = {k: t for k, t in wanted if k not in known}
+    passage_keys = [k for k in dict.fromkeys(p.key for p in passages) if k in missing]
+    passage_set = set(passage_keys)
+    sentence_keys = [k for k in missing if k not in passage_set]
     vectors = dict(known)
-    if missing:
-        keys = list(missing)
-        encoded = encoder.encode([missing[k] for k in keys], progress=progress)
-        vectors.update(zip(keys, encoded))
-    dim = encoder.dimension
+    t_known = time.perf_counter()
+    bar = _progress_bar(len(missing)) if progress and missing else None
+    # Timed apart: passages are what retrieval searches, sentences only choose the highlight.
+    vectors.update(_encode(encoder, passage_keys, missing, bar))
+    t_sentences = time.perf_counter()
+    vectors.update(_encode(encoder, sentence_keys, missing, bar))
+    if bar is not None:
+        bar.close()
+    dim = old_dim if old_dim and not missing else encoder.dimension  # nothing to embed: the model need not load
     embeddings = np.stack([vectors[p.key] for p in passages]) if passages else np.zeros((0, dim), np.float32)
     sentence_embeddings = (
         np.stack([vectors[_sentence_key(t)] for t in sentence_texts]) if sentence_texts else np.zeros((0, dim), np.float32)
@@ -132,5 +161,27 @@ def build_index(
     return {
         "path": str(version), "policies": len(policies), "passages": len(passages), "sentences": len(sentence_texts),
         "embedded": len(missing), "reused": len(wanted) - len(missing),
-        "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_embed, "total": t_end - t0},
+        "embedded_passages": len(passage_keys), "embedded_sentences": len(sentence_keys),
+        "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_embed, "total": t_end - t0,
+                    "read_previous": t_read - t0, "embed_passages": t_sentences - t_known, "embed_sentences": t_embed - t_sentences},
     }
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="Embedding", unit="text", dynamic_ncols=True, smoothing=0.1)
+
+
+def _encode(encoder: Encoder, keys: list[str], texts: dict[str, str], bar, chunk: int = 512) -> dict[str, np.ndarray]:
+    """Vectors of `texts[k]` for `keys`; in chunks when a progress bar (with ETA) is shown."""
+    if not keys:
+        return {}
+    if bar is None:
+        return dict(zip(keys, encoder.encode([texts[k] for k in keys])))
+    out: dict[str, np.ndarray] = {}
+    for i in range(0, len(keys), chunk):
+        part = keys[i : i + chunk]
+        out.update(zip(part, encoder.encode([texts[k] for k in part])))
+        bar.update(len(part))
+    return out

@@ -25,17 +25,59 @@ def slugify(name: str) -> str:
     return slug or "policy"
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, detect_encoding: bool = False) -> str:
+    """The file's text, line endings normalised. UTF-8 unless `detect_encoding`, which also accepts
+    UTF-16 with a BOM and legacy encodings (Shift_JIS, EUC-JP, ...) detected by charset-normalizer."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror}") from e
+    if detect_encoding:
+        return normalise_newlines(decode_text(raw, path)[0])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path} is not UTF-8 text; convert it (e.g. `iconv -f SHIFT_JIS -t UTF-8`)") from e
+    return normalise_newlines(text)
+
+
+def normalise_newlines(text: str) -> str:
     # Offsets are character positions in this exact string, so only line endings are normalised.
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tuple[str, str]:
+    """(text, encoding) of bytes that should be text: a BOM, then `declared` (e.g. an HTML meta
+    charset), then UTF-8, then charset-normalizer's best guess. Binary data raises CorpusError."""
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding), encoding.replace("-sig", "")
+            except UnicodeDecodeError:
+                break
+    binary = CorpusError(f"{path} is binary, not text; save the policy as .txt, .md, .html or .pdf")
+    if b"\x00" in raw[:65536]:
+        raise binary
+    for encoding in (declared, "utf-8"):
+        if encoding:
+            try:
+                return _check_text(raw.decode(encoding), binary), encoding.lower()
+            except (UnicodeDecodeError, LookupError):
+                pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise binary
+    return _check_text(str(best), binary), best.encoding
+
+
+def _check_text(text: str, error: CorpusError) -> str:
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f") + sample.count("\ufffd")
+    if sample and controls > max(8, len(sample) // 100):
+        raise error
+    return text
 
 
 def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:

@@ -154,7 +154,19 @@ def read_manifest(directory: Path) -> dict:
 
 
 def read_index(directory: Path) -> StoredIndex:
-    """Load and check an index; any missing, corrupt or inconsistent part raises IndexLoadError."""
+    """Load and check an index; any missing, corrupt or inconsistent part raises IndexLoadError.
+    A read that fails because a writer swapped CURRENT (and removed the old version) meanwhile is retried."""
+    for attempt in range(3):
+        before = live_version(Path(directory))
+        try:
+            return _read_index(directory)
+        except IndexLoadError:
+            if attempt == 2 or live_version(Path(directory)) == before:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_index(directory: Path) -> StoredIndex:
     import faiss
 
     directory = Path(directory)

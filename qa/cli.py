@@ -24,8 +24,11 @@ def build(corpus: Path, out: Path, model: str, progress: bool = True) -> dict:
     from index.corpus import load_corpus
     from index.embed import Encoder
 
+    from index.library import index_lock
+
     policies = load_corpus(corpus)
-    return build_index(policies, out, Encoder(model), progress=progress)
+    with index_lock(out, log=lambda m: print(m, file=sys.stderr)):  # never two writers at once
+        return build_index(policies, out, Encoder(model), progress=progress)
 
 
 def open_engine(index_dir: Path | None, model: str | None = None):
@@ -114,6 +117,62 @@ def cmd_index_build(args) -> int:
     return 0
 
 
+def _library_target(args) -> tuple[Path, Path | None]:
+    """(index directory, corpus to build it from when it does not exist yet): only the default index
+    is built from the shipped corpus on first use; a new --index DIR starts empty."""
+    if args.index:
+        return Path(args.index), None
+    return default_index_dir(), DEFAULT_CORPUS
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_add(args) -> int:
+    from index.library import add_files, dumps, print_report
+
+    directory, seed = _library_target(args)
+    report = add_files(
+        directory, args.paths, policy_id=args.id, company=args.company, aliases=args.alias or (), date=args.date,
+        model=args.model, wait=args.wait, progress=not args.quiet, seed_corpus=seed, log=_log,  # bars go to stderr
+    )
+    print(dumps(report)) if args.json else print_report(report)
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from index.library import dumps, print_report, remove
+
+    directory, seed = _library_target(args)
+    if seed is not None and live_version(directory) is None:
+        build(seed, directory, args.model or DEFAULT_MODEL, progress=False)
+    report = remove(directory, args.ids, model=args.model, wait=args.wait, log=_log)
+    print(dumps(report)) if args.json else print_report(report)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from index.library import list_policies
+
+    directory, seed = _library_target(args)
+    if seed is not None and live_version(directory) is None:
+        _log(f"Building the default index at {directory} (first use, about a minute)…")
+        build(seed, directory, DEFAULT_MODEL, progress=False)
+    rows = list_policies(directory)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    width = min(max([len(r["id"]) for r in rows] + [2]), 40)
+    cwidth = min(max([len(r["company"]) for r in rows] + [7]), 48)
+    print(f"{'ID':<{width}}  {'COMPANY':<{cwidth}}  {'DATE':<10}  {'PASSAGES':>8}  ADDED")
+    for r in rows:
+        company = r["company"] if len(r["company"]) <= cwidth else r["company"][: cwidth - 1] + "…"
+        print(f"{r['id']:<{width}}  {company:<{cwidth}}  {r.get('date') or '—':<10}  {r['passages']:>8}  {r.get('added') or '—'}")
+    print(f"{len(rows)} policies, {sum(r['passages'] for r in rows)} passages in {directory}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     import app
 
@@ -157,6 +216,36 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help=f"sentence-transformers model name or path (default {DEFAULT_MODEL})")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_index_build)
+
+    from index.library import DEFAULT_WAIT
+
+    def writer(sp):
+        sp.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index, built on first use)")
+        sp.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+                        help=f"how long to wait while another add/remove holds the index (default {DEFAULT_WAIT:g})")
+        sp.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    add = sub.add_parser("add", help="add or replace policies: .txt, .md, .html/.htm, .pdf files or directories of them")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    add.add_argument("--id", help="policy id (default: from the file name)")
+    add.add_argument("--company", help="company name (default: from the page title or the text's opening)")
+    add.add_argument("--alias", action="append", metavar="NAME", help="another name a question may use (repeatable; replaces the inferred or stored aliases)")
+    add.add_argument("--date", metavar="YYYY-MM-DD", help="date of this version of the policy (default: from the text)")
+    add.add_argument("--model", help=f"sentence-transformers model name or path (default: the index's, or {DEFAULT_MODEL})")
+    add.add_argument("--quiet", action="store_true", help="no progress bar")
+    writer(add)
+    add.set_defaults(func=cmd_add)
+
+    rm = sub.add_parser("remove", help="remove policies from the index")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.add_argument("--model", help="sentence-transformers model name or path (default: the index's)")
+    writer(rm)
+    rm.set_defaults(func=cmd_remove)
+
+    ls = sub.add_parser("list", help="list the policies in the index")
+    ls.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
+    ls.add_argument("--json", action="store_true", help="print the policies as JSON")
+    ls.set_defaults(func=cmd_list)
 
     serve = sub.add_parser("serve", help="start the web page")
     serve.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,307 @@
+"""Scale benchmark of `policyqa add` (prints figures; not a test).
+
+Policies: the 20 website policies of the PolicyQA dev split (../shared/benchmarks/policyqa/dev.json;
+segments in `index` order joined by a blank line), repeated under different ids as .txt files, each
+copy headed by a made-up company name ("Privacy policy of Kaede Careers 0042 K.K.") so that its id
+and company are inferred like any file's. Two runs, both through the real CLI (`policyqa add DIR
+--index IDX --json`, a subprocess: wall time and its own peak RSS) into a temp index seeded with
+the shipped corpus (5 policies):
+
+  distinct  N policies (default 200) whose every sentence is lightly reworded per copy (a random
+            subset of ~20 word substitutions plus the company name), so almost nothing is shared
+            and every passage and sentence is embedded: encoder throughput, the cost of sentence
+            embeddings, and a linear extrapolation to 1,000 distinct policies (clearly labelled).
+  scale     M policies (default 1,000) repeated verbatim but for the company header: embeddings
+            are reused by content hash, so this measures the rest at full size -- parse, write,
+            RSS, index size on disk, and question latency over ~25k passages -- in minutes.
+
+Then, on the scale index: re-adding one changed policy, re-adding it unchanged, removing one.
+Warm question latency (qa.engine.Engine.ask, k=3) before (5 policies) and after, over the gold dev
+questions, without `policy=` and with it. Writes eval/reports/scale_add.{json,md}.
+
+Run: python -m eval.scale_add [--distinct 200] [--scale 1000] [--questions 40] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from eval.metrics import percentile
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+QUESTIONS = Path(__file__).resolve().parent / "questions_dev.jsonl"
+SEPARATOR = "\n\n"
+# Word substitutions, each switched on or off per copy: a sentence with k of these words is the
+# same in two copies with probability 2^-k, so short boilerplate may still be shared (as in life).
+REWORDINGS = [
+    ("information", "data"), ("collect", "gather"), ("provide", "supply"), ("may", "might"), ("use", "utilize"),
+    ("third parties", "outside parties"), ("website", "site"), ("services", "offerings"), ("personal", "individual"),
+    ("users", "members"), ("share", "disclose"), ("such as", "including"), ("receive", "obtain"), ("order", "request"),
+    ("contact", "reach"), ("policy", "notice"), ("access", "view"), ("ensure", "make sure"), ("visit", "browse"),
+    ("also", "additionally"), ("the", "this"), ("our", "the company's"),
+]
+FIRST = ["Kaede", "Sakura", "Momiji", "Hinoki", "Tsubaki", "Ayame", "Kiri", "Sumire", "Ume", "Yuzu"]
+SECOND = ["Careers", "Jobs", "Works", "Staffing", "Recruit", "Talent", "Agent", "Navi"]
+
+
+def benchmark_file() -> Path:
+    override = os.environ.get("POLICYQA_BENCHMARK")
+    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "policyqa"
+    return path / "dev.json" if path.is_dir() else path
+
+
+def base_policies() -> list[tuple[str, str]]:
+    data = json.loads(benchmark_file().read_text(encoding="utf-8"))
+    out = []
+    for doc in data["data"]:
+        segments = sorted(doc["paragraphs"], key=lambda p: p["index"])
+        out.append((doc["title"], SEPARATOR.join(s["context"] for s in segments)))
+    return out
+
+
+def _brand(title: str) -> str:
+    return re.sub(r"\.(com|org|net|co\.jp|jp)$", "", title).split(".")[-1]
+
+
+def variant(title: str, text: str, copy: int, distinct: bool, rng: random.Random) -> tuple[str, str]:
+    """(company, text) of copy `copy` of a base policy."""
+    company = f"{FIRST[copy % len(FIRST)]} {SECOND[(copy // len(FIRST)) % len(SECOND)]} {copy:04d} K.K."
+    if distinct:
+        brand = _brand(title)
+        if len(brand) >= 3:
+            text = re.sub(rf"(?i)\b{re.escape(brand)}(?:\.com)?\b", company.removesuffix(" K.K."), text)
+        for old, new in REWORDINGS:
+            if rng.random() < 0.5:
+                text = re.sub(rf"\b{old}\b", new, text)
+                text = re.sub(rf"\b{old.capitalize()}\b", new[0].upper() + new[1:], text)
+    # The header has digits, so the parser keeps "Preamble" as the first section (no policy-specific heading).
+    return company, f"Privacy policy of {company} (revision {copy % 7 + 1})\n\n{text}"
+
+
+def write_corpus(directory: Path, n: int, distinct: bool, seed: int = 7) -> list[str]:
+    bases = base_policies()
+    rng = random.Random(seed)
+    directory.mkdir(parents=True)
+    names = []
+    for copy in range(n):
+        title, text = bases[copy % len(bases)]
+        company, body = variant(title, text, copy, distinct, rng)
+        name = re.sub(r"[^a-z0-9]+", "-", company.lower()).strip("-").removesuffix("-k-k")
+        (directory / f"{name}.txt").write_text(body, encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def run_cli(*args: str, progress: bool = True) -> dict:
+    """A real `policyqa` subprocess: its JSON report, wall time and own peak RSS (os.wait4)."""
+    cmd = [sys.executable, "-m", "qa.cli", *args, "--json"] + ([] if progress or args[0] != "add" else ["--quiet"])
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=None)  # the progress bar (with ETA) shows on our stderr
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        stdout = out.read().decode("utf-8")
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit {proc.returncode}")
+    report = json.loads(stdout)
+    return {"report": report, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def latency(index_dir: Path, rows: list[dict], scoped_extra: list[str] = ()) -> dict:
+    from qa.engine import Engine
+
+    t0 = time.perf_counter()
+    engine = Engine.open(index_dir)
+    load = time.perf_counter() - t0
+    for row in rows[:3]:  # first calls pay one-off costs
+        engine.ask(row["question"])
+    out = {"load_s": load, "passages": len(engine.index.passages), "policies": len(engine.index.policies)}
+    for mode in ("no_policy", "policy"):
+        times = []
+        for i, row in enumerate(rows):
+            policy = None
+            if mode == "policy":
+                policy = row["policies"][0] if row.get("policies") else "japanwork"
+                if scoped_extra and i % 2:
+                    policy = scoped_extra[i % len(scoped_extra)]  # half on newly added policies
+            t = time.perf_counter()
+            engine.ask(row["question"], policy=policy)
+            times.append(1000 * (time.perf_counter() - t))
+        out[mode] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times)}
+    return out
+
+
+def disk_usage(index_dir: Path) -> dict:
+    from index.store import live_version
+
+    version = live_version(index_dir)
+    sizes: dict[str, int] = {}
+    for p in version.rglob("*"):
+        if p.is_file():
+            part = p.relative_to(version).parts[0]
+            sizes[part] = sizes.get(part, 0) + p.stat().st_size
+    mb = {k: round(v / 2**20, 1) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])}
+    total = sum(sizes.values())
+    query_encoder = sizes.get("query_encoder", 0)
+    return {"total_mb": round(total / 2**20, 1), "without_query_encoder_mb": round((total - query_encoder) / 2**20, 1), "by_part_mb": mb}
+
+
+def summarize(run: dict, n: int) -> dict:
+    r, s = run["report"], run["report"]["seconds"]
+    embed = s.get("embed_passages", 0) + s.get("embed_sentences", 0)
+    return {
+        "policies_added": n, "wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"],
+        "passages_in_index": r["passages"], "policies_in_index": r["policies"],
+        "embedded_passages": r["embedded_passages"], "embedded_sentences": r["embedded_sentences"], "reused": r["reused"],
+        "seconds": {k: round(v, 2) for k, v in s.items()},
+        "passages_per_s_encoder": r["embedded_passages"] / s["embed_passages"] if s.get("embed_passages") else None,
+        "sentences_per_s_encoder": r["embedded_sentences"] / s["embed_sentences"] if s.get("embed_sentences") else None,
+        "passages_per_s_end_to_end": sum(c["passages"] for c in r["changes"]) / run["wall_s"],
+        "sentence_share_of_embed": s.get("embed_sentences", 0) / embed if embed else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--distinct", type=int, default=200, help="distinct policies to add (every text embedded)")
+    p.add_argument("--scale", type=int, default=1000, help="policies to add with reused embeddings (full-size index)")
+    p.add_argument("--questions", type=int, default=40, help="gold dev questions for the latency figures")
+    p.add_argument("--keep", type=Path, help="work here and keep the indexes (default: a temp dir, removed)")
+    args = p.parse_args(argv)
+
+    from index.build import build_index
+    from index.corpus import load_corpus
+    from index.embed import Encoder
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="policyqa-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()][: args.questions]
+    results: dict = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+                     "loadavg_start": os.getloadavg()}
+    try:
+        seed = work / "seed"
+        if not (seed / "CURRENT").exists():
+            build_index(load_corpus(), seed, Encoder())
+        results["latency_before"] = latency(seed, rows)
+        print(f"before: {results['latency_before']}", file=sys.stderr)
+
+        if args.distinct:
+            idx = work / "idx-distinct"
+            shutil.rmtree(idx, ignore_errors=True)
+            shutil.copytree(seed, idx)
+            corpus = work / "corpus-distinct"
+            shutil.rmtree(corpus, ignore_errors=True)
+            write_corpus(corpus, args.distinct, distinct=True)
+            print(f"distinct: adding {args.distinct} policies…", file=sys.stderr)
+            run = run_cli("add", str(corpus), "--index", str(idx))
+            d = summarize(run, args.distinct)
+            d["disk"] = disk_usage(idx)
+            d["latency_after"] = latency(idx, rows, scoped_extra=[c["id"] for c in run["report"]["changes"][:20]])
+            factor = 1000 / args.distinct
+            texts_per_s = (d["embedded_passages"] + d["embedded_sentences"]) / max(1e-9, d["seconds"]["embed"])
+            d["extrapolated_1000"] = {
+                "label": f"EXTRAPOLATED linearly from {args.distinct} distinct policies (x{factor:g}), not measured",
+                "embedded_passages": round(d["embedded_passages"] * factor),
+                "embedded_sentences": round(d["embedded_sentences"] * factor),
+                "embed_s": round(d["seconds"]["embed"] * factor),
+                "embed_passages_only_s": round(d["seconds"]["embed_passages"] * factor),
+                "wall_s": round(d["wall_s"] * factor),
+                "texts_per_s": texts_per_s,
+            }
+            results["distinct"] = d
+            results["loadavg_after_distinct"] = os.getloadavg()
+            print(json.dumps(d, indent=1), file=sys.stderr)
+
+        if args.scale:
+            idx = work / "idx-scale"
+            shutil.rmtree(idx, ignore_errors=True)
+            shutil.copytree(seed, idx)
+            corpus = work / "corpus-scale"
+            shutil.rmtree(corpus, ignore_errors=True)
+            names = write_corpus(corpus, args.scale, distinct=False)
+            print(f"scale: adding {args.scale} policies…", file=sys.stderr)
+            run = run_cli("add", str(corpus), "--index", str(idx))
+            sc = summarize(run, args.scale)
+            sc["disk"] = disk_usage(idx)
+            added = [c["id"] for c in run["report"]["changes"]]
+            sc["latency_after"] = latency(idx, rows, scoped_extra=added[:: max(1, len(added) // 20)])
+            # One policy at full size: changed (re-embeds only its changed passages), unchanged, removed.
+            one = corpus / f"{names[len(names) // 2]}.txt"
+            one.write_text(one.read_text(encoding="utf-8") + "\n\nWe keep application records for five years.\n", encoding="utf-8")
+            single = {}
+            for label, args_ in (("replace_one_changed", ("add", str(one), "--index", str(idx))),
+                                 ("readd_one_unchanged", ("add", str(one), "--index", str(idx))),
+                                 ("remove_one", ("remove", added[0], "--index", str(idx)))):
+                r = run_cli(*args_, progress=False)
+                single[label] = {"wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"], "embedded": r["report"]["embedded"],
+                                 "embedded_passages": r["report"]["embedded_passages"],
+                                 "action": [c["action"] for c in r["report"]["changes"]],
+                                 "seconds": {k: round(v, 2) for k, v in r["report"]["seconds"].items()}}
+            sc["single_policy_at_scale"] = single
+            results["scale"] = sc
+            print(json.dumps(sc, indent=1), file=sys.stderr)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    results["loadavg_end"] = os.getloadavg()
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "scale_add.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    text = render(results)
+    (REPORTS / "scale_add.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+def render(r: dict) -> str:
+    def lat(x):
+        return (f"no policy p50 {x['no_policy']['p50_ms']:.0f} ms / p95 {x['no_policy']['p95_ms']:.0f} ms; "
+                f"policy= p50 {x['policy']['p50_ms']:.0f} ms / p95 {x['policy']['p95_ms']:.0f} ms "
+                f"({x['policies']} policies, {x['passages']:,} passages)")
+
+    lines = [f"# `policyqa add` at scale ({r['when']}, {r['cpus']} CPUs, load average at start "
+             f"{r['loadavg_start'][0]:.1f}, at end {r['loadavg_end'][0]:.1f})", ""]
+    lines.append(f"Warm question latency before (shipped 5 policies): {lat(r['latency_before'])}")
+    if d := r.get("distinct"):
+        e = d["extrapolated_1000"]
+        lines += ["", f"## Distinct: {d['policies_added']} policies, every sentence reworded (measured)", "",
+                  f"- wall {d['wall_s']:.0f} s, peak RSS {d['peak_rss_mb']:.0f} MB; "
+                  f"{d['passages_per_s_end_to_end']:.1f} passages/s end to end",
+                  f"- embedded {d['embedded_passages']:,} passages at {d['passages_per_s_encoder']:.1f}/s and "
+                  f"{d['embedded_sentences']:,} sentences at {d['sentences_per_s_encoder']:.1f}/s; sentence embeddings take "
+                  f"{100 * d['sentence_share_of_embed']:.0f}% of the embedding time",
+                  f"- phases (s): {d['seconds']}",
+                  f"- index on disk {d['disk']['total_mb']} MB ({d['disk']['without_query_encoder_mb']} MB without the ONNX "
+                  f"query encoder): {d['disk']['by_part_mb']}",
+                  f"- latency after: {lat(d['latency_after'])}",
+                  "", f"**{e['label']}**: {e['embedded_passages']:,} passages + {e['embedded_sentences']:,} sentences, "
+                  f"embedding ~{e['embed_s'] / 60:.0f} min (passages alone ~{e['embed_passages_only_s'] / 60:.0f} min), "
+                  f"wall ~{e['wall_s'] / 60:.0f} min on this machine."]
+    if s := r.get("scale"):
+        lines += ["", f"## Scale: {s['policies_added']} policies, embeddings reused (measured)", "",
+                  f"- wall {s['wall_s']:.0f} s, peak RSS {s['peak_rss_mb']:.0f} MB; index now {s['policies_in_index']:,} "
+                  f"policies, {s['passages_in_index']:,} passages; embedded {s['embedded_passages']:,} passages + "
+                  f"{s['embedded_sentences']:,} sentences, reused {s['reused']:,}",
+                  f"- phases (s): {s['seconds']}",
+                  f"- index on disk {s['disk']['total_mb']} MB ({s['disk']['without_query_encoder_mb']} MB without the ONNX "
+                  f"query encoder): {s['disk']['by_part_mb']}",
+                  f"- latency after: {lat(s['latency_after'])}"]
+        for label, x in s["single_policy_at_scale"].items():
+            lines.append(f"- {label}: {x['action']} wall {x['wall_s']:.1f} s, embedded {x['embedded']} texts "
+                         f"({x['embedded_passages']} passages), peak RSS {x['peak_rss_mb']:.0f} MB; phases {x['seconds']}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
