@@ -49,9 +49,9 @@ class Settings:
     expand_dense: bool = False  # ... and to the encoder's
     # A policy "does not say" when too few of the question's key words occur in it (coverage) and no
     # sentence is close in meaning either; or when almost none of them occur at all.
-    min_coverage: float = 0.6
-    strong_evidence: float = 0.55
-    min_coverage_always: float = 0.34
+    min_coverage: float = 0.5
+    strong_evidence: float = 0.45
+    min_coverage_always: float = 0.2
 
 
 def clean_question(question: object) -> str:

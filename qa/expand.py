@@ -39,8 +39,6 @@ THESAURUS: list[tuple[str, str]] = [
     (r"\b(have to|must|required|mandatory|optional|voluntary|refuse to give)\b", "voluntary"),
     (r"\b(newsletters?|emails?|mail magazines?|spam)\b", "email mail magazines newsletters"),
     (r"\b(calls?|recorded|record|recording)\b", "record calls"),
-    (r"\b(info|data|details)\b", "personal information"),
-    (r"\b(what info|which info|what data|what kind|what personal)\b", "following collect"),
     (r"\b(liable|responsib\w*|blame|damages?)\b", "liable responsibility damages disclaimer"),
     (r"\b(video|interview)\b", "video interview"),
     (r"\b(sign\w* up|regist\w*|creat\w* an account|join\w*|enrol\w*)\b", "registration register registered"),
