@@ -198,14 +198,19 @@ def _html_text(source: str) -> tuple[str, str, str]:
     for tag in soup.find_all(True):
         if tag.decomposed:
             continue
-        if (
-            tag.name in _DROP
-            or (tag.get("role") or "").lower() in _DROP_ROLES
-            or tag.has_attr("hidden")
+        if tag.name == "form" or (
+            tag.has_attr("hidden")
             or (tag.get("aria-hidden") or "").lower() == "true"
             or _HIDDEN_STYLE.search(tag.get("style") or "")
         ):
+            # ASP.NET pages wrap the whole body in a <form>, and policies often sit in collapsed
+            # (display:none) accordion sections: those are kept; hidden menus and small forms are not.
+            if not _mostly_prose(tag):
+                tag.decompose()
+        elif tag.name in _DROP or (tag.get("role") or "").lower() in _DROP_ROLES:
             tag.decompose()
+        elif tag.name in ("ul", "ol", "div", "section") and _link_block(tag):
+            tag.decompose()  # menus, breadcrumbs, a table of contents: links, not policy text
     root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.body or soup
     articles = [a for a in root.find_all("article") if len(a.get_text(strip=True)) > 200] if root is soup.body else []
     if len(articles) == 1:
@@ -216,6 +221,34 @@ def _html_text(source: str) -> tuple[str, str, str]:
     out = _HtmlWriter()
     out.walk(root)
     return clean_text(out.text()), title, site_name
+
+
+_CHROME_NAME = re.compile(r"(?:^|[-_\s])(?:header|footer|nav|navi|navbar|gnav|menu|breadcrumbs?|sidebar|cookie|banner|share|"
+                          r"social|pagetop|sns)(?:[-_\s]|$)", re.I)
+
+
+def _link_share(tag) -> tuple[int, float]:
+    text = len(tag.get_text(" ", strip=True))
+    links = sum(len(a.get_text(" ", strip=True)) for a in tag.find_all("a"))
+    return text, links / text if text else 0.0
+
+
+def _mostly_prose(tag) -> bool:
+    """At least a paragraph of text (80 characters: Japanese is dense), most of it not link text."""
+    text, share = _link_share(tag)
+    return text >= 80 and share < 0.5
+
+
+def _link_block(tag) -> bool:
+    """A list made of links only, or a block named like page chrome (class/id "header", "menu",
+    "breadcrumb"...) that is mostly links."""
+    text, share = _link_share(tag)
+    if not text:
+        return False
+    if tag.name in ("ul", "ol"):
+        return len(tag.find_all("li")) >= 2 and share >= 0.8
+    names = " ".join([tag.get("id") or "", *(tag.get("class") or [])])
+    return bool(names.strip()) and bool(_CHROME_NAME.search(names)) and share >= 0.5
 
 
 class _HtmlWriter:

@@ -181,3 +181,22 @@ def test_metadata_of_the_shipped_policies_is_inferred_from_their_text():
 ])
 def test_dates(text, date):
     assert infer_date(text) == date
+
+
+def test_japanese_page_in_a_form_with_collapsed_sections_keeps_the_policy_and_drops_menus(tmp_path):
+    """ASP.NET pages wrap the body in a <form>; policies often sit in collapsed accordion sections;
+    menus and a table of contents are links, not policy text."""
+    page = """<html><head><meta charset="shift_jis"><title>個人情報保護方針｜さくら求人</title></head><body>
+<form id="form1"><div id="header"><ul class="menu"><li><a href="/">トップ</a></li><li><a href="/jobs">求人検索</a></li></ul></div>
+<div id="content"><h2>個人情報保護方針</h2><ul class="toc"><li><a href="#a">利用目的</a></li><li><a href="#b">第三者提供</a></li></ul>
+<p>株式会社さくら求人（以下「当社」）は、求職者の個人情報を適切に取り扱います。当社は個人情報の保護に関する法律を遵守し、取得した個人情報を利用目的の範囲内で利用します。</p>
+<div class="accordion" style="display:none"><h3>第三者提供</h3><p>当社は、法令に基づく場合を除き、ご本人の同意を得ることなく個人情報を第三者に提供しません。ただし、応募先企業への応募書類の提供はご本人の応募操作をもって同意とみなします。</p></div>
+<table><tr><th>項目</th><th>保存期間</th></tr><tr><td>履歴書</td><td>3年</td></tr></table></div>
+<div style="display:none"><a href="/a">メニュー1</a><a href="/b">メニュー2</a></div><input type="hidden" name="__VIEWSTATE" value="abc"></form></body></html>"""
+    (tmp_path / "sakura.html").write_bytes(page.encode("shift_jis"))
+    doc = read_document(tmp_path / "sakura.html")
+    assert "# 第三者提供" in doc.text.split("\n") and "同意を得ることなく個人情報を第三者に提供しません" in doc.text
+    assert "履歴書 | 3年" in doc.text
+    for dropped in ("トップ", "求人検索", "利用目的\n", "メニュー1", "abc"):
+        assert dropped not in doc.text
+    assert infer_metadata(doc).company == "さくら求人"
