@@ -2,7 +2,8 @@
 
     DIR/CURRENT          name of the live version directory (replaced atomically with os.replace)
     DIR/v-<stamp>/       manifest.json, passages.jsonl, embeddings.npy, dense.faiss,
-                         sentences.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt
+                         sentences.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt,
+                         query_encoder/ (ONNX query encoder, hard links to one export per model)
 
 A build writes a new version directory, fsyncs it, then swaps CURRENT: a crash at any point leaves
 CURRENT naming a complete version, the old or the new one.
@@ -25,6 +26,7 @@ from index.types import Passage, Policy
 FORMAT = "policyqa-index"
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
 
 
@@ -52,6 +54,15 @@ class StoredIndex:
     @property
     def model(self) -> str:
         return self.manifest["model"]["name"]
+
+    @property
+    def query_encoder_dir(self) -> Path | None:
+        """The version's exported ONNX query encoder (qa.query_encoder), if it has a complete one."""
+        entry = self.manifest.get("query_encoder")
+        if not entry or entry.get("format") != "onnx":
+            return None
+        directory = self.path / entry.get("path", QUERY_ENCODER)
+        return directory if all((directory / f).is_file() for f in entry.get("files", ())) else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -92,8 +103,10 @@ def write_index(
     sentence_passage: np.ndarray,
     sentence_spans: np.ndarray,
     sentence_embeddings: np.ndarray,
+    query_encoder: Path | None = None,
 ) -> Path:
-    """Write a complete new version beside the live one, then make it live. Returns its path."""
+    """Write a complete new version beside the live one, then make it live. Returns its path.
+    `query_encoder`: a directory of exported query-encoder files, linked into the version."""
     import faiss
 
     directory = Path(directory)
@@ -118,6 +131,11 @@ def write_index(
         sparse.save_npz(f, bm25.tocsc(), compressed=False)
         os.fsync(f.fileno())
     _write_file(staging / "lexical_vocab.json", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
+    if query_encoder is not None:
+        from index.onnx_export import link_files
+
+        link_files(Path(query_encoder), staging / QUERY_ENCODER)
+        _fsync_dir(staging / QUERY_ENCODER)
     # The manifest goes last: a version directory without one is never taken for complete.
     _write_file(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     _fsync_dir(staging / "policies")
@@ -207,7 +225,10 @@ def _read_index(directory: Path) -> StoredIndex:
     for ok, what in checks:
         if not ok:
             raise IndexLoadError(f"index at {directory} is inconsistent: {what}; {hint}")
-    policy_ids = np.array([p.policy_id for p in passages])
-    policy_rows = {pid: np.flatnonzero(policy_ids == pid) for pid in policies}
+    # One pass over the passages: a comparison per policy is quadratic (minutes at 1M passages, 20k policies).
+    grouped: dict[str, list[int]] = {pid: [] for pid in policies}
+    for row, p in enumerate(passages):
+        grouped[p.policy_id].append(row)
+    policy_rows = {pid: np.array(rows, dtype=np.intp) for pid, rows in grouped.items()}
     return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
                        sentence_passage, sentence_spans, sentence_embeddings, policy_rows)

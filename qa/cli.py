@@ -39,7 +39,12 @@ def open_engine(index_dir: Path | None, model: str | None = None):
     if index_dir is None and live_version(directory) is None:
         print(f"Building the default index at {directory} (first use, about a minute)…", file=sys.stderr)
         build(DEFAULT_CORPUS, directory, model or DEFAULT_MODEL)
-    return Engine.open(directory, model=model)
+    engine = Engine.open(directory, model=model)
+    if engine.index.query_encoder_dir is None and (model or engine.index.model) == engine.index.model:
+        # Indexes built before PolicyQA exported its ONNX query encoder answer the slow way.
+        print(f"note: the index at {directory} has no ONNX query encoder, so each start loads sentence-transformers "
+              "(seconds); rebuild it (`policyqa index build`) to start in under a second", file=sys.stderr)
+    return engine
 
 
 def _print_answer(answer) -> None:

@@ -1,9 +1,11 @@
 """Question -> resolved policies -> hybrid retrieval -> highlights -> abstain or quote -> Answer."""
 from __future__ import annotations
 
+import os
 import re
 import time
 import unicodedata
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +70,24 @@ def clean_question(question: object) -> str:
     return text
 
 
+def open_query_encoder(index: StoredIndex, model: str | None = None):
+    """The index's exported ONNX query encoder (qa.query_encoder: no torch, opens in ~0.2 s) when it
+    has one for the model asked for, else sentence-transformers (index.embed.Encoder: ~6 s to load).
+    POLICYQA_QUERY_ENCODER=sentence-transformers forces the latter."""
+    name = model or index.model
+    directory = index.query_encoder_dir
+    if name == index.model and directory is not None and os.environ.get("POLICYQA_QUERY_ENCODER") != "sentence-transformers":
+        try:
+            from qa.query_encoder import OnnxQueryEncoder
+
+            encoder = OnnxQueryEncoder(directory)
+            if encoder.name == index.model:
+                return encoder
+        except Exception as e:  # no onnxruntime, a damaged export: answers are the same the slow way
+            warnings.warn(f"ONNX query encoder unusable ({e}); loading sentence-transformers", stacklevel=2)
+    return Encoder(name)
+
+
 class Engine:
     """A loaded index and its query encoder. Load once, ask many times; holds no per-question state."""
 
@@ -82,11 +102,12 @@ class Engine:
         self.settings = settings
         self.patterns = name_patterns(index.policies)
         self.vocabularies = policy_vocabularies(index)
+        self._row_of = {id(p): i for i, p in enumerate(index.passages)}  # once: O(passages) per ask at scale
 
     @classmethod
     def open(cls, directory: Path | str, model: str | None = None, settings: Settings = Settings()) -> "Engine":
         index = read_index(Path(directory))
-        encoder = Encoder(model or index.model)
+        encoder = open_query_encoder(index, model)
         engine = cls(index, encoder, settings)
         dim = encoder.dimension
         if dim != index.manifest["model"]["dimension"]:
@@ -174,7 +195,7 @@ class Engine:
         return (leaders + rest)[:k]
 
     def _citations(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> tuple[list[Citation], float]:
-        row_of = {id(p): i for i, p in enumerate(self.index.passages)}
+        row_of = self._row_of
         citations, evidence = [], -1.0
         for n, hit in enumerate(hits, start=1):
             row = row_of[id(hit.passage)]

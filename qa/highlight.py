@@ -1,6 +1,8 @@
 """Pick the sentence (or two) inside a passage that best answers the question."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from index.lexical import tokenize
@@ -13,10 +15,16 @@ LONG_SENTENCE = 400  # one sentence longer than this is cut to a window round it
 SHORT_SENTENCE = 40  # a title line or list label ("1 Google Analytics") rarely answers by itself
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_set(text: str) -> frozenset[str]:
+    # Sentences and words recur across questions; their tokens are computed once.
+    return frozenset(tokenize(text))
+
+
 def _overlap(question_tokens: set[str], text: str) -> float:
     if not question_tokens:
         return 0.0
-    return len(question_tokens & set(tokenize(text))) / len(question_tokens) ** 0.5
+    return len(question_tokens & _token_set(text)) / len(question_tokens) ** 0.5
 
 
 def highlight_span(
@@ -54,14 +62,31 @@ def highlight_span(
 
 def _best_window(text: str, start: int, end: int, question_tokens: set[str]) -> tuple[int, int]:
     """The MAX_HIGHLIGHT-long stretch of a long sentence holding most question words, cut at spaces."""
-    words = [(i, i + len(w)) for i, w in _word_positions(text[start:end])]
+    # A sliding window over whitespace-separated words: tokens never span a space, so a window's
+    # tokens are the union of its words' tokens, counted incrementally (was O(words^2) tokenising).
+    positions = list(_word_positions(text[start:end]))
+    words = [(i, i + len(w)) for i, w in positions]
+    relevant = [question_tokens & _token_set(w) for _, w in positions]
+    in_window: dict[str, int] = {}
     best, best_count = (start, start + MAX_HIGHLIGHT), -1
+    j = 0  # words[i:j] are the window's words (those ending by window_end)
     for i, (ws, _) in enumerate(words):
+        if i > 0:
+            if j > i - 1:  # word i-1 leaves the window
+                for t in relevant[i - 1]:
+                    in_window[t] -= 1
+                    if not in_window[t]:
+                        del in_window[t]
+            else:
+                j = i
         window_end = ws + MAX_HIGHLIGHT
-        inside = [text[start + a : start + b] for a, b in words[i:] if b <= window_end]
-        count = len(question_tokens & set(tokenize(" ".join(inside))))
+        while j < len(words) and words[j][1] <= window_end:
+            for t in relevant[j]:
+                in_window[t] = in_window.get(t, 0) + 1
+            j += 1
+        count = len(in_window)
         if count > best_count:
-            last = max(b for a, b in words[i:] if b <= window_end) if inside else ws
+            last = words[j - 1][1] if j > i else ws
             best, best_count = (start + ws, start + last), count
     return best
 

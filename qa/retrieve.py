@@ -32,10 +32,24 @@ def dense_candidates(index: StoredIndex, query: np.ndarray, rows: np.ndarray | N
         _, ids = index.dense.search(q, n)
     else:
         selector = faiss.IDSelectorBatch(rows.astype(np.int64))
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(128, n)) if hasattr(index.dense, "hnsw") \
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.dense.hnsw.efSearch, n)) if hasattr(index.dense, "hnsw") \
             else faiss.SearchParameters(sel=selector)
         _, ids = index.dense.search(q, n, params=params)
     return ids[0][ids[0] >= 0]
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """`np.argsort(-scores, kind="stable")[:n]` (best first, ties in row order) without sorting all
+    rows: a partition finds the n-th best score, then only the rows above or at it are sorted."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")[:n]
+    if n <= 0:
+        return np.zeros(0, dtype=np.intp)
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)[: n - len(above)]
+    picked = np.concatenate([above, ties])
+    return picked[np.argsort(-scores[picked], kind="stable")]
 
 
 def sentence_rows_of(index: StoredIndex, passage_rows: np.ndarray) -> list[np.ndarray]:
@@ -66,7 +80,7 @@ def retrieve(
         scoped = lexical if rows is None else np.full_like(lexical, -1.0)
         if rows is not None:
             scoped[rows] = lexical[rows]
-        top = np.argsort(-scoped, kind="stable")[: settings.candidates]
+        top = top_rows(scoped, settings.candidates)
         pools.append(top[scoped[top] > 0])
     cands = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
     if len(cands) == 0:
