@@ -11,7 +11,7 @@ ROWS = load_questions("all")
 
 
 def test_splits_are_the_expected_size():
-    assert sum(r["split"] == "dev" for r in ROWS) == 99
+    assert sum(r["split"] == "dev" for r in ROWS) == 172  # 99 first written + 73 added later (x063 dropped: it repeated a test question)
     assert sum(r["split"] == "test" for r in ROWS) == 47
 
 
