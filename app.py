@@ -1,10 +1,16 @@
 """The PolicyQA web page: ask the job-site privacy policies questions, read the quoted clauses.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy]
     policyqa serve            (the same, through the CLI)
 
 The page is a thin layer over the `qa` library the CLI uses: one Engine, loaded once at start,
 answers every question (`Engine.ask`); nothing here retrieves on its own.
+
+"Add a policy" (on unless --no-add-policy / `build_app(..., allow_add=False)`): an uploaded file or
+pasted text goes into the index this page serves through `index.library` (locked, atomic, only the
+new passages embedded); the page then reads the new index version into a new Engine and swaps it
+into its `EngineHolder`, so every later question, from anyone, can be answered from the new policy.
+Questions already being answered finish on the engine they started with.
 
 Layout: the chat (left, or on top on a phone) and the sources of the latest answer (right, or
 below): one card per citation with company, clause heading, the passage with the answering
@@ -28,7 +34,7 @@ import logging
 import os
 import re
 import sys
-import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
 
 import gradio as gr  # noqa: E402
 
+from index.ingest import MAX_BYTES  # noqa: E402
 from qa.compose import display_name, short_name  # noqa: E402
 from qa.engine import MAX_QUESTION_CHARS, QuestionError  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
@@ -48,7 +55,6 @@ from qa.resolve import resolve_policies  # noqa: E402
 log = logging.getLogger("policyqa.app")
 
 ALL = "__all__"  # dropdown value for "All policies" (not a valid policy id: ids are slugs)
-UPLOADED = "__uploaded__"  # dropdown value for the policy this session uploaded
 DEFAULT_CONCURRENCY = 4  # questions answered at once; more wait in the queue (2 cores, ~10 ms a question)
 QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
 # Queue positions go to waiting visitors every 2 s instead of after every answer: with ~10 ms
@@ -56,7 +62,7 @@ QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
 STATUS_EVERY_S = 2.0
 HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
 MAX_MESSAGES = 80  # chat messages kept per session (older ones scroll off)
-MAX_UPLOAD_CHARS = 200_000
+ADD_WAIT_S = 30.0  # how long an add waits for another writer (e.g. `policyqa add`) to release the index
 EXAMPLES = [
     "Can JapanWork share my data with partners?",
     "Which of these sites share my data with employers?",
@@ -447,6 +453,10 @@ PAGE_CSS = """
 #pq-chat a[href^="#pq-c-"] { color: var(--color-accent); font-weight: 600; text-decoration: none; }
 #pq-chat a[href^="#pq-c-"]:hover, #pq-chat a[href^="#pq-c-"]:focus-visible { text-decoration: underline; }
 #pq-sources-col { min-width: min(320px, 100%); }
+.pq-add-result p { margin: .25rem 0; }
+.pq-add-ok { border-left: 4px solid #16a34a; padding: .25rem .75rem; }
+.pq-add-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, .08); padding: .25rem .75rem; border-radius: 4px; }
+.pq-add-report { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .8rem; margin: .4rem 0 0 0; opacity: .85; }
 /* Side by side, the sources scroll on their own, so opening a clause never scrolls the chat away. */
 @media (min-width: 900px) {
   #pq-sources-col { position: sticky; top: .5rem; align-self: flex-start; max-height: calc(100vh - 1rem); overflow-y: auto; }
@@ -455,19 +465,17 @@ PAGE_CSS = """
 
 
 # ---------------------------------------------------------------------------------------------
-# The page.
+# A conversation turn.
 
 
-def _policy_choices(engine, uploaded: str | None = None) -> list[tuple[str, str]]:
+def _policy_choices(engine) -> list[tuple[str, str]]:
     choices = [("All policies", ALL)]
     choices += sorted(((display_name(p), pid) for pid, p in engine.index.policies.items()), key=lambda c: c[0].lower())
-    if uploaded:
-        choices.append((f"Your upload: {uploaded}", UPLOADED))
     return choices
 
 
 def _new_session() -> dict:
-    return {"questions": [], "messages": [], "turn": 0, "upload": None, "upload_name": None}
+    return {"questions": [], "messages": [], "turn": 0}
 
 
 def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str]) -> str:
@@ -486,18 +494,10 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
     messages = list(session["messages"])
     text = question if isinstance(question, str) else ""
     messages.append({"role": "user", "content": esc_md(_clip(text)) if text.strip() else "_(empty question)_"})
-    use = engine
     policy = None if not choice or choice == ALL else choice
-    if choice == UPLOADED:
-        use = session.get("upload")
-        policy = None
-        if use is None:
-            messages.append({"role": "assistant", "content": esc_md("⚠ Upload a policy file first, or pick another policy in the menu.")})
-            session["messages"] = messages
-            return messages, None, session
     history = session["questions"][-HISTORY_TURNS:]
     try:
-        answer = use.ask(text, policy=policy, history=history)
+        answer = engine.ask(text, policy=policy, history=history)
     except QuestionError as e:
         message = str(e)
         messages.append({"role": "assistant", "content": esc_md(f"⚠ I can't take that question: {message}")})
@@ -510,8 +510,8 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         return messages, None, session
     data = answer.to_dict()
     session["turn"] = session.get("turn", 0) + 1
-    reason = _scope_reason(use, data["question"], history, choice, data["policies"])
-    turn = Turn(session["turn"], data, use.index.policies, reason)
+    reason = _scope_reason(engine, data["question"], history, choice, data["policies"])
+    turn = Turn(session["turn"], data, engine.index.policies, reason)
     note = ""
     if looks_non_english(text):
         note = ("PolicyQA reads the English versions of these policies and understands questions in English; "
@@ -527,34 +527,161 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
     return messages, sources_html(turn), session
 
 
-def _build_upload_engine(engine, path: str, name: str):
-    """An Engine over one uploaded policy, built with the page's own encoder and the same `qa`/`index`
-    code as the shipped corpus (kept only in this browser session's state)."""
-    from index.build import build_index
-    from index.corpus import CorpusError, read_text, slugify
-    from index.store import read_index
-    from index.types import Policy
-    from qa.engine import Engine
-
-    text = read_text(Path(path))
-    if not text.strip():
-        raise CorpusError("the file is empty")
-    if len(text) > MAX_UPLOAD_CHARS:
-        raise CorpusError(f"the file has {len(text):,} characters; upload at most {MAX_UPLOAD_CHARS:,}")
-    stem = Path(name).stem[:60] or "uploaded policy"
-    policy = Policy(id=f"upload-{slugify(stem)}"[:70], company=stem, text=text, service=stem, source=Path(name).name)
-    with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
-        build_index([policy], Path(tmp) / "index", engine.encoder)
-        index = read_index(Path(tmp) / "index")  # read fully into memory; the directory goes
-    return Engine(index, engine.encoder, engine.settings)
+# ---------------------------------------------------------------------------------------------
+# The served engine, and adding policies to its index.
 
 
-def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
-    """The page over `engine` (loaded once by the caller). Holds no global mutable state: each
-    browser session's conversation lives in its own gr.State."""
+def index_dir_of(engine) -> Path:
+    """The index directory an engine's index was read from (its live version's parent)."""
+    from index.store import CURRENT
+
+    version = Path(engine.index.path)
+    return version.parent if (version.parent / CURRENT).is_file() else version
+
+
+class EngineHolder:
+    """The engine every request of the page uses, and the index directory it was read from.
+
+    After an add, `reload` reads the new index version into a new Engine and rebinds `engine`: one
+    reference assignment, atomic in CPython. A request reads `holder.engine` once and uses that
+    engine to the end, so questions already being answered finish on the old one (its index is
+    fully in memory; the old version's files may be gone)."""
+
+    def __init__(self, engine, index_dir: Path | str | None = None, build_encoder=None, wait: float = ADD_WAIT_S):
+        self.engine = engine
+        self.index_dir = Path(index_dir) if index_dir is not None else index_dir_of(engine)
+        self.wait = wait  # seconds an add waits for another writer before it gives up (IndexBusyError)
+        self._build_encoder = build_encoder
+        self._lock = threading.Lock()  # one add at a time in this process; index_lock covers other processes
+
+    def build_encoder(self):
+        """A sentence-transformers encoder of the index's model, to embed new passages: the engine's
+        own when it is one, else loaded on the first add and kept (the ONNX query encoder the engine
+        may use encodes questions only)."""
+        if self._build_encoder is None:
+            from index.embed import Encoder
+
+            current = self.engine.encoder
+            self._build_encoder = current if isinstance(current, Encoder) else Encoder(self.engine.index.model)
+        return self._build_encoder
+
+    def add(self, *, path: str | Path | None = None, text: str | None = None, company: str | None = None,
+            policy_id: str | None = None):
+        """Add one policy file (`path`) or pasted `text` to the served index, then serve the new
+        index. Raises the library's errors (CorpusError and kin) with the index untouched."""
+        from index.library import add_file, add_text
+
+        with self._lock:
+            encoder = self.build_encoder()
+            if path is not None:
+                report = add_file(self.index_dir, path, policy_id=policy_id, company=company, encoder=encoder,
+                                  wait=self.wait)
+            else:
+                report = add_text(self.index_dir, text, company=company, policy_id=policy_id, encoder=encoder,
+                                  wait=self.wait)
+            served = self.engine.index.policies
+            # Re-read also when nothing changed but the policy is not served (added by `policyqa add` meanwhile).
+            if report.changed or any(c.id not in served for c in report.changes):
+                self.reload()
+        return report
+
+    def reload(self) -> None:
+        from index.store import read_index
+        from qa.engine import Engine
+
+        old = self.engine
+        self.engine = Engine(read_index(self.index_dir), old.encoder, old.settings)
+
+
+_HEADLINES = {
+    "added": "Added {company} as “{id}” ({passages}).",
+    "replaced": "Replaced the text of {company} (“{id}”, now {passages}).",
+    "updated": "Updated the details of {company} (“{id}”); its text was already in the index.",
+    "unchanged": "{company} (“{id}”) is already in the index with this text; nothing to do.",
+}
+
+
+_CLI_FIELDS = re.compile(r"--(id|company|alias|date)\b")
+
+
+def for_visitors(text: str, index_dir: Path | str) -> str:
+    """The library's words (written for `policyqa add`) for the page: the server's index path left
+    out, command-line options named as the panel's fields."""
+    d = str(index_dir)
+    text = text.replace("add the file again with --id/--company/--alias/--date", "add it again with the Company and Id filled in")
+    text = text.replace(", or wait longer with --wait SECONDS", "")
+    text = text.replace(f"Index {d}:", "Index:").replace(f"the index at {d}", "the index")
+    text = text.replace(f"{d}/.lock", "its lock file").replace(f"{d}/", "").replace(d, "the index")
+    return _CLI_FIELDS.sub(lambda m: {"id": "Id", "company": "Company", "alias": "alias", "date": "date"}[m.group(1)], text)
+
+
+def add_status_html(report, index_dir: Path | str = "") -> str:
+    """What an add did: a headline per policy, then the library's own report lines."""
+    from index.library import describe
+
+    out = ['<div class="pq-add-result pq-add-ok" role="status">']
+    for c in report.changes:
+        passages = f"{c.passages} passage{'' if c.passages == 1 else 's'}"
+        line = _HEADLINES.get(c.action, "{company} (“{id}”): " + c.action).format(company=c.company, id=c.id, passages=passages)
+        out.append(f"<p><strong>{esc_html(line)}</strong></p>")
+    out.append("<p>Questions about it work now, for everyone using this page; it is selected in the Policy menu.</p>")
+    lines = "\n".join(describe(report))
+    out.append(f'<pre class="pq-add-report">{esc_html(for_visitors(lines, index_dir or report.index))}</pre></div>')
+    return "".join(out)
+
+
+def add_error_html(message: str, untouched: bool = True) -> str:
+    tail = "<p>The index is unchanged.</p>" if untouched else ""
+    return (f'<div class="pq-add-result pq-add-error" role="alert"><p>⚠ Could not add the policy: '
+            f"{esc_html(message)}</p>{tail}</div>")
+
+
+def add_policy(holder: EngineHolder, file, text, company, policy_id) -> tuple[str | None, str]:
+    """The Add button: an uploaded file (its temporary path) or pasted text, with an optional
+    company and id. Returns (the policy id to select, or None after an error; status HTML)."""
+    from index.corpus import CorpusError
+    from index.embed import ModelError
+    from index.store import IndexLoadError
+
+    path = str(file) if file else None
+    pasted = text if isinstance(text, str) and text.strip() else ""
+    company = " ".join(company.split()) if isinstance(company, str) and company.strip() else None
+    policy_id = policy_id.strip() if isinstance(policy_id, str) and policy_id.strip() else None
+    if path and pasted:
+        return None, add_error_html("choose a file or paste text, not both; clear one of them and press Add again")
+    if not path and pasted and not company:
+        return None, add_error_html("enter the company's name for pasted text (a file's can be inferred)")
+    try:
+        if path:
+            report = holder.add(path=path, company=company, policy_id=policy_id)
+        else:  # empty text: the library says so
+            report = holder.add(text=text if isinstance(text, str) else "", company=company, policy_id=policy_id)
+    except (CorpusError, IndexLoadError, ModelError) as e:
+        message = str(e)
+        if path:  # the upload's temporary path means nothing to the visitor: name the file they chose
+            message = message.replace(path, Path(path).name)
+        return None, add_error_html(for_visitors(message, holder.index_dir))
+    except Exception as e:  # never a traceback on the page
+        log.error("adding a policy failed: %s at %s", type(e).__name__, _where(e))
+        return None, add_error_html("something went wrong while adding the policy; please try again", untouched=False)
+    return report.changes[0].id if report.changes else None, add_status_html(report, holder.index_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# The page.
+
+
+def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = None) -> gr.Blocks:
+    """The page over `engine`: an Engine (its index directory is where it was read from) or an
+    EngineHolder. `allow_add=False` leaves out the "Add a policy" panel and its endpoint
+    (`allow_upload` is the old name of the same switch). Holds no global mutable state: the served
+    engine lives in the holder, each browser session's conversation in its own gr.State."""
+    holder = engine if isinstance(engine, EngineHolder) else EngineHolder(engine)
+    if allow_upload is not None:
+        allow_add = allow_upload
 
     def respond(question, choice, session):
-        messages, sources, session = answer_question(engine, question, choice, session)
+        messages, sources, session = answer_question(holder.engine, question, choice, session)
         if sources is None:  # refused: keep the old sources, and the text so it can be shortened
             return messages, gr.skip(), gr.skip(), session
         return messages, sources, "", session
@@ -564,16 +691,13 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
         return respond(value.get("text", ""), choice, session)
 
     def new_conversation(session):
-        fresh = _new_session()
-        if session:
-            fresh["upload"], fresh["upload_name"] = session.get("upload"), session.get("upload_name")
-        return [], sources_html(None), "", fresh
+        return [], sources_html(None), "", _new_session()
 
     def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
         try:
-            return engine.ask(question, policy=(policy or None)).to_dict()
+            return holder.engine.ask(question, policy=(policy or None)).to_dict()
         except QuestionError as e:
             return {"error": str(e)}
         except Exception as e:  # never a traceback; never the question in the log
@@ -597,7 +721,7 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
                 )
                 with gr.Row(equal_height=True):
                     policy = gr.Dropdown(
-                        _policy_choices(engine), value=ALL, label="Policy", scale=1, min_width=200,
+                        _policy_choices(holder.engine), value=ALL, label="Policy", scale=1, min_width=200,
                         elem_id="pq-policy", info="Scope questions to one site, or ask all of them.",
                         interactive=True,
                     )
@@ -607,11 +731,24 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
                 )
                 with gr.Row():
                     clear = gr.Button("New conversation", size="sm", variant="secondary", elem_id="pq-new")
-                if allow_upload:
-                    with gr.Accordion("Ask about another policy (upload a .txt or .md file)", open=False):
-                        upload = gr.File(label="Policy text (UTF-8, up to 200,000 characters); kept only for this visit",
-                                         file_types=[".txt", ".md"], file_count="single", elem_id="pq-upload")
-                        upload_status = gr.Markdown("")
+                if allow_add:
+                    with gr.Accordion("Add a policy", open=False, elem_id="pq-add"):
+                        gr.Markdown(
+                            "Add a privacy policy to the ones this page answers from. It is indexed on this server "
+                            "and questions about it work at once, **for everyone using this page**. Adding the "
+                            "same company's policy again replaces its text.", elem_id="pq-add-intro")
+                        # No file_types filter: the library names what it cannot read, in the panel below.
+                        add_file = gr.File(label=f"Policy file: .txt, .md, .html/.htm or .pdf, up to {MAX_BYTES // 2**20} MB",
+                                           file_count="single", type="filepath", elem_id="pq-add-file")
+                        add_text = gr.Textbox(label="…or paste the policy text", lines=5, max_lines=14,
+                                              elem_id="pq-add-text", placeholder="Paste the whole privacy policy here")
+                        with gr.Row(equal_height=True):
+                            add_company = gr.Textbox(label="Company", elem_id="pq-add-company", max_lines=1,
+                                                     info="Required for pasted text; read from a file when left empty.")
+                            add_id = gr.Textbox(label="Id (optional)", elem_id="pq-add-id", max_lines=1,
+                                                info="Lowercase letters, digits and -; default: from the file name or company.")
+                        add_button = gr.Button("Add", variant="primary", elem_id="pq-add-button")
+                        add_status = gr.HTML("", elem_id="pq-add-status")
                 with gr.Accordion("How this works — and what it cannot do", open=False, elem_id="pq-about"):
                     gr.Markdown(ABOUT)
             with gr.Column(scale=2, min_width=320, elem_id="pq-sources-col"):
@@ -626,32 +763,28 @@ def build_app(engine, allow_upload: bool = True) -> gr.Blocks:
         clear.click(new_conversation, [session], outs, api_visibility="private", queue=False)
         chat.clear(new_conversation, [session], outs, api_visibility="private", queue=False)
 
-        if allow_upload:
-            def on_upload(file, session):
-                session = dict(session or _new_session())
-                if not file:
-                    return gr.skip(), "", session
-                name = Path(getattr(file, "name", None) or str(file)).name
-                try:
-                    session["upload"] = _build_upload_engine(engine, str(file), name)
-                except Exception as e:
-                    from index.corpus import CorpusError
-                    from index.store import IndexLoadError
+        if allow_add:
+            def on_add(file, text, company, policy_id):
+                selected, status = add_policy(holder, file, text, company, policy_id)
+                if selected is None:  # refused: keep everything so it can be corrected
+                    return gr.skip(), status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                # Cleared, so the next policy does not get this one's company or id.
+                return gr.update(choices=_policy_choices(holder.engine), value=selected), status, None, "", "", ""
 
-                    msg = str(e) if isinstance(e, (CorpusError, IndexLoadError)) else "the file could not be read as a policy"
-                    if not isinstance(e, (CorpusError, IndexLoadError)):
-                        log.error("upload failed: %s at %s", type(e).__name__, _where(e))
-                    return gr.skip(), esc_md(f"⚠ Could not use that file: {msg}"), session
-                session["upload_name"] = Path(name).stem[:60]
-                n = len(session["upload"].index.passages)
-                return (gr.update(choices=_policy_choices(engine, session["upload_name"]), value=UPLOADED),
-                        esc_md(f"Added “{session['upload_name']}” ({n} passages). Questions now go to it; "
-                               "pick another policy in the menu to switch back."), session)
+            add_button.click(on_add, [add_file, add_text, add_company, add_id],
+                             [policy, add_status, add_file, add_text, add_company, add_id],
+                             api_visibility="private", concurrency_limit=1, concurrency_id="add",
+                             show_progress="full", show_progress_on=[add_status])
 
-            upload.upload(on_upload, [upload, session], [policy, upload_status, session], api_visibility="private",
-                          concurrency_limit=1, concurrency_id="upload")
+            def current_choices(choice):
+                # A page opened (or reloaded) after someone else's add lists that policy too.
+                choices = _policy_choices(holder.engine)
+                return gr.update(choices=choices, value=choice if choice in {c[1] for c in choices} else ALL)
+
+            demo.load(current_choices, [policy], [policy], api_visibility="private", queue=False)
 
         gr.api(ask, api_name="ask")
+    demo.pq_max_upload = f"{MAX_BYTES // 2**20}mb" if allow_add else "1mb"
     return demo
 
 
@@ -664,7 +797,7 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     return demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
         show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
-        footer_links=["api"], max_file_size="1mb", css=PAGE_CSS, enable_monitoring=False, theme=theme(),
+        footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
     )
 
 
@@ -694,15 +827,22 @@ def single_threaded_inference() -> None:
         pass
 
 
-def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str | None = None, block: bool = True):
-    """Load the engine once (building the default index on first use), warm it, start the page."""
-    from qa.cli import open_engine
+def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str | None = None, block: bool = True,
+          allow_add: bool = True):
+    """Load the engine once (building the default index on first use), warm it, start the page.
+    `allow_add`: the "Add a policy" panel, which adds to the index at `index_dir` (or the default one)."""
+    from qa.cli import default_index_dir, open_engine
 
+    directory = Path(index_dir) if index_dir else default_index_dir()
     engine = open_engine(Path(index_dir) if index_dir else None, model)
     single_threaded_inference()
     engine.ask("can I delete my data?")  # the first ask pays one-off model warm-up; not a visitor
     print(f"PolicyQA: {len(engine.index.policies)} policies loaded; open http://{host}:{port}", file=sys.stderr, flush=True)
-    return launch_app(build_app(engine), host=host, port=port, block=block)
+    if allow_add:
+        print(f"PolicyQA: \"Add a policy\" is on: visitors can add policies to the index at {directory} "
+              "(--no-add-policy turns it off)", file=sys.stderr, flush=True)
+    holder = EngineHolder(engine, directory)
+    return launch_app(build_app(holder, allow_add=allow_add), host=host, port=port, block=block)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,13 +851,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
     p.add_argument("--model", help="sentence-transformers model name or path (default: the index's)")
+    p.add_argument("--no-add-policy", action="store_true",
+                   help="leave out the \"Add a policy\" panel (by default visitors can add policies to the index)")
     args = p.parse_args(argv)
     from index.corpus import CorpusError
     from index.embed import ModelError
     from index.store import IndexLoadError
 
     try:
-        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model)
+        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
     except (IndexLoadError, CorpusError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -181,7 +181,7 @@ def cmd_list(args) -> int:
 def cmd_serve(args) -> int:
     import app
 
-    app.serve(index_dir=args.index, host=args.host, port=args.port, model=args.model)
+    app.serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
     return 0
 
 
@@ -255,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web page")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--no-add-policy", action="store_true",
+                       help='leave out the page\'s "Add a policy" panel (by default visitors can add policies to the index)')
     common(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -37,3 +37,27 @@ def engine(default_index, encoder):
     from qa.engine import Engine
 
     return Engine(read_index(default_index), encoder)
+
+
+def copy_index(source: Path, destination: Path) -> Path:
+    """A private copy of an index directory. Large files are hard-linked (an index version's files are
+    never rewritten, only replaced by a new version), small ones (CURRENT, .lock) copied."""
+    import shutil
+
+    def copy(src, dst):
+        if os.path.getsize(src) > 1 << 20:
+            try:
+                os.link(src, dst)
+                return dst
+            except OSError:
+                pass
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, copy_function=copy)
+    return destination
+
+
+@pytest.fixture
+def served_index(default_index, tmp_path) -> Path:
+    """A copy of the default index for a page that adds policies to it (never the shared one, never ~/.cache)."""
+    return copy_index(default_index, tmp_path / "served-index")

@@ -202,18 +202,83 @@ def test_phone_width_errors_and_keyboard(page, engine):
     assert re.search(r"at most 2,000 characters", last_bot_text(page))
 
 
-def test_upload_a_policy_and_ask_it(page, tmp_path):
-    path = tmp_path / "Acme Careers.txt"
+@pytest.fixture
+def add_page(browser, served_index, encoder):
+    """The page over its own copy of the index (`served_index`), so adding to it touches no other test."""
+    import app
+    from index.store import read_index
+    from qa.engine import Engine
+
+    holder = app.EngineHolder(Engine(read_index(served_index), encoder), served_index)
+    demo = app.build_app(holder)
+    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("#pq-question textarea")
+    yield page, holder
+    page.close()
+    demo.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_add_a_policy_and_ask_it(add_page, served_index, tmp_path):
+    from index.store import CURRENT
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, holder = add_page
+    page.locator("#pq-add").get_by_text("Add a policy").click()
+    status = page.locator("#pq-add-status")
+
+    # An error first: nothing pasted, nothing chosen -> the library's message; the index stays as it was.
+    current = (served_index / CURRENT).read_text()
+    page.locator("#pq-add-button").click()
+    status.get_by_text("policy text is empty").wait_for()
+    assert "Traceback" not in status.inner_text() and "index is unchanged" in status.inner_text()
+    assert (served_index / CURRENT).read_text() == current
+    page.locator("#pq-add").screenshot(path=str(ARTIFACTS / "app-add-policy-error.png"))
+
+    # Paste a policy, name the company, Add: it is indexed, reported, and selected in the menu.
+    page.locator("#pq-add-text textarea").fill(
+        "Acme Careers Privacy Policy\n\nArticle 1 (Selling personal information)\n\n"
+        "Acme Careers never sells your personal information. We share it with employers only when you apply.\n\n"
+        "Article 2 (Deleting your data)\n\nTo delete your account, write to privacy@acme.example; we delete it within 30 days.\n"
+    )
+    page.locator("#pq-add-company input").fill("Acme Careers")
+    page.locator("#pq-add-button").click()
+    status.get_by_text("Added Acme Careers").wait_for()
+    report = _norm(status.inner_text())
+    assert "acme-careers" in report and "passages" in report and "Could not" not in report
+    assert (served_index / CURRENT).read_text() != current and "acme-careers" in holder.engine.index.policies
+    assert page.locator("#pq-policy input").input_value() == "Acme Careers"
+    # cleared for the next one
+    assert page.locator("#pq-add-text textarea").input_value() == page.locator("#pq-add-company input").input_value() == ""
+    assert str(served_index) not in report  # the server's paths are not shown
+    page.screenshot(path=str(ARTIFACTS / "app-add-policy-desktop.png"), full_page=True)
+    page.locator("#pq-add").screenshot(path=str(ARTIFACTS / "app-add-policy-panel.png"))
+
+    # Ask about it: the answer quotes the new policy.
+    ask(page, "does Acme Careers sell my data?", 1)
+    card = page.locator("#pq-card-1-1")
+    assert "Acme Careers" in card.locator(".pq-company").inner_text()
+    assert "never sells your personal information" in _norm(card.locator("mark.pq-hl").inner_text())
+    assert "never sells your personal information" in last_bot_text(page)
+
+    # A file: the company comes from the page title; an injected name stays text.
+    path = tmp_path / "globex-jobs.html"
     path.write_text(
-        "Acme Careers Privacy Policy\n\nArticle 1 (Cookies)\n\nAcme Careers uses cookies to keep you signed in. "
-        "You can refuse cookies in your browser settings.\n\nArticle 2 (Deleting your data)\n\n"
-        "To delete your account and personal data, write to privacy@acme.example; we delete it within 30 days.\n",
+        "<!doctype html><html><head><title>Privacy Policy | Globex Jobs</title></head><body><main>"
+        "<h2>1. Cookies</h2><p>Globex Jobs uses cookies to keep you signed in.</p></main></body></html>",
         encoding="utf-8",
     )
-    page.get_by_text("Ask about another policy").click()
-    page.locator("#pq-upload input[type=file]").set_input_files(str(path))
-    page.get_by_text("Questions now go to it").wait_for()
-    ask(page, "how do I delete my personal data?", 1)
-    card = page.locator("#pq-card-1-1")
-    assert "Acme Careers" in card.inner_text() and "Deleting your data" in card.inner_text()
-    assert "within 30 days" in last_bot_text(page) or "privacy@acme.example" in last_bot_text(page)
+    page.locator("#pq-add-file input[type=file]").set_input_files(str(path))
+    page.locator("#pq-add-company input").fill('<img src=x onerror="window.__xss=1">')
+    page.locator("#pq-add-button").click()
+    status.get_by_text("Added <img src=x").wait_for()
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#pq-add-status img").count() == 0
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#pq-add").screenshot(path=str(ARTIFACTS / "app-add-policy-phone.png"))

@@ -110,15 +110,3 @@ def test_policy_menu_scopes(engine):
     assert set(re.findall(r'class="pq-target" data-for="1-\d+" data-policy="([^"]+)"', sources)) == {"gaijin-poole"}
     assert "chosen in the policy menu" in sources
 
-
-def test_upload_builds_a_session_engine(engine, tmp_path):
-    path = tmp_path / "acme.txt"
-    path.write_text("Privacy Policy\n\nArticle 1 (Cookies)\n\nAcme Jobs uses cookies to remember your login. "
-                    "You can refuse cookies in your browser.\n\nArticle 2 (Deletion)\n\nWrite to privacy@acme.example "
-                    "to delete your account and data.\n", encoding="utf-8")
-    uploaded = app._build_upload_engine(engine, str(path), "acme.txt")
-    session = app._new_session()
-    session["upload"] = uploaded
-    messages, sources, _ = ask(engine, "how do I delete my data?", choice=app.UPLOADED, session=session)
-    assert "Deletion" in sources and "privacy@acme.example" in sources
-    assert engine.index.policies.keys() != uploaded.index.policies.keys()  # the shared engine is untouched
