@@ -20,7 +20,7 @@ MAX_BYTES = 20 * 1024 * 1024
 UNKNOWN_COMPANY = "Unknown company"
 KINDS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
          ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf"}
-SUPPORTED = ", ".join(sorted({".txt", ".md", ".html", ".htm", ".pdf"}))
+SUPPORTED = ".txt, .md, .html/.htm or .pdf"
 
 
 class IngestError(CorpusError):
@@ -73,7 +73,7 @@ def collect(paths: list[Path | str]) -> tuple[list[Path], list[str]]:
                 if p.suffix.lower() in KINDS:
                     found.append(p)
                 else:
-                    skipped.append(f"{p} (not {SUPPORTED})")
+                    skipped.append(f"{p} (not a policy file: {SUPPORTED})")
             if not found:
                 raise IngestError(f"no policy files ({SUPPORTED}) in {path}; put the policies there or name the files")
             files.extend(found)

@@ -448,7 +448,7 @@ def describe(report: AddReport, limit: int = 20) -> list[str]:
         if c.action != "removed":
             extra.append(f"date {c.date or 'unknown'}")
         if c.passages:
-            extra.append(f"{c.passages} passages")
+            extra.append(f"{c.passages} {_plural(c.passages, 'passage', 'passages')}")
         if c.source:
             extra.append(c.source)
         line = f"{what}  ({', '.join(extra)})" if extra else what

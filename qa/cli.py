@@ -166,15 +166,30 @@ def cmd_list(args) -> int:
         build(seed, directory, DEFAULT_MODEL, progress=False)
     rows = list_policies(directory)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    width = min(max([len(r["id"]) for r in rows] + [2]), 40)
-    cwidth = min(max([len(r["company"]) for r in rows] + [7]), 48)
-    print(f"{'ID':<{width}}  {'COMPANY':<{cwidth}}  {'DATE':<10}  {'PASSAGES':>8}  ADDED")
-    for r in rows:
-        company = r["company"] if len(r["company"]) <= cwidth else r["company"][: cwidth - 1] + "…"
-        print(f"{r['id']:<{width}}  {company:<{cwidth}}  {r.get('date') or '—':<10}  {r['passages']:>8}  {r.get('added') or '—'}")
-    print(f"{len(rows)} policies, {sum(r['passages'] for r in rows)} passages in {directory}")
+        text = json.dumps(rows, ensure_ascii=False, indent=2)
+    else:
+        import unicodedata
+
+        def cells(s: str) -> int:  # terminal columns: CJK characters take two
+            return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+        def fit(s: str, width: int) -> str:
+            while cells(s) > width:
+                s = s[:-2] + "…"
+            return s + " " * (width - cells(s))
+
+        width = min(max([cells(r["id"]) for r in rows] + [2]), 40)
+        cwidth = min(max([cells(r["company"]) for r in rows] + [7]), 48)
+        lines = [f"{fit('ID', width)}  {fit('COMPANY', cwidth)}  {'DATE':<10}  {'PASSAGES':>8}  ADDED"]
+        for r in rows:
+            lines.append(f"{fit(r['id'], width)}  {fit(r['company'], cwidth)}  {r.get('date') or '—':<10}  "
+                         f"{r['passages']:>8}  {r.get('added') or '—'}")
+        lines.append(f"{len(rows)} policies, {sum(r['passages'] for r in rows)} passages in {directory}")
+        text = "\n".join(lines)
+    try:
+        print(text)
+    except BrokenPipeError:  # `policyqa list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
