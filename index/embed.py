@@ -42,7 +42,12 @@ class Encoder:
                 os.environ["HF_HUB_OFFLINE"] = "1"
                 os.environ["TRANSFORMERS_OFFLINE"] = "1"
             try:
+                import torch
                 from sentence_transformers import SentenceTransformer
+
+                # One thread: on these 2-core machines torch's default of 2 is 3x (build) to 30x (a query)
+                # slower as soon as anything else holds a core (policyqa bench); more with the variable.
+                torch.set_num_threads(int(os.environ.get("POLICYQA_TORCH_THREADS", "1")))
 
                 self._model = SentenceTransformer(path, device="cpu")
             except Exception as e:  # the library raises many kinds; the user needs one message
