@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")  # torch.onnx.export needs it at build time (see pyproject dependencies)
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "sentence_transformers")
