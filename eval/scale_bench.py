@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.gold import load_questions
+
 REPO = Path(__file__).resolve().parents[1]
 POLICYQA_DEV = Path(os.environ.get("POLICYQA_BENCH_DATA", "/work/shared/benchmarks/policyqa/dev.json"))
 REPORT = REPO / "eval" / "reports" / "scale_bench.json"
@@ -84,14 +86,6 @@ def load_avg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
-
-
-def gold_questions() -> list[dict]:
-    rows = []
-    for name in ("questions_dev.jsonl", "questions_test.jsonl"):
-        with open(REPO / "eval" / name, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 # ---------------------------------------------------------------- cold start, imports, warm
@@ -169,7 +163,7 @@ def warm(index: Path) -> dict:
     from qa.engine import Engine, open_query_encoder
 
     stored = read_index(index)
-    questions = gold_questions()
+    questions = load_questions()
     out = {}
     for label, encoder in (("onnx", open_query_encoder(stored)), ("sentence-transformers", Encoder(stored.model))):
         engine = Engine(stored, encoder)
@@ -246,7 +240,7 @@ def encode_base(work: Path, encoder_dir: Path) -> Path:
 
     policies, passages, sentences, sentence_texts, questions = base_corpus()
     encoder = OnnxQueryEncoder(encoder_dir, threads=os.cpu_count() or 1)
-    queries = questions[:250] + [r["question"] for r in gold_questions()]
+    queries = questions[:250] + [r["question"] for r in load_questions()]
     t0 = time.perf_counter()
     p0 = encoder.encode([p.embedding_text() for p in passages], batch_size=16)
     s0 = encoder.encode(sentence_texts, batch_size=16)
@@ -278,42 +272,6 @@ def perturb(vectors: np.ndarray, sigma: float, rng, partners: np.ndarray | None 
         noisy += np.float32(BLEND) * partners
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     return noisy.astype(np.float32)
-
-
-def bm25_lean(passages) -> tuple[dict[str, int], "sparse.csc_matrix"]:
-    """index.lexical.build_bm25 over the passages' tokens, same arithmetic, without holding every token
-    list and three Python lists of every (row, term) pair at once (~15 GB at 1M passages)."""
-    from scipy import sparse
-
-    from index.lexical import B as b, K1 as k1, tokenize
-
-    vocab: dict[str, int] = {}
-    lengths = np.zeros(len(passages), dtype=np.float32)
-    parts, rows, cols, tfs = [], [], [], []
-    for row, p in enumerate(passages):
-        tokens = tokenize(p.embedding_text())
-        lengths[row] = len(tokens)
-        counts: dict[int, int] = {}
-        for t in tokens:
-            col = vocab.setdefault(t, len(vocab))
-            counts[col] = counts.get(col, 0) + 1
-        rows.extend([row] * len(counts))
-        cols.extend(counts.keys())
-        tfs.extend(counts.values())
-        if len(rows) > 2_000_000:
-            parts.append((np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, dtype=np.float32)))
-            rows, cols, tfs = [], [], []
-    parts.append((np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, dtype=np.float32)))
-    rows_a = np.concatenate([x[0] for x in parts])
-    cols_a = np.concatenate([x[1] for x in parts])
-    tf = np.concatenate([x[2] for x in parts])
-    del parts
-    df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
-    idf = np.log(1.0 + (len(passages) - df + 0.5) / (df + 0.5))
-    avg = float(lengths.mean()) if len(passages) else 1.0
-    norm = k1 * (1 - b + b * lengths[rows_a] / max(avg, 1e-9))
-    weights = idf[cols_a] * tf * (k1 + 1) / (tf + norm)
-    return vocab, sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(len(passages), len(vocab)), dtype=np.float32)
 
 
 def build_scaled(n: int, work: Path, vectors_file: Path, threshold: int) -> tuple[Path, dict]:
@@ -379,10 +337,7 @@ def build_scaled(n: int, work: Path, vectors_file: Path, threshold: int) -> tupl
         srow += ns
     assert row == n and srow == n_sentences
     t_corpus = time.perf_counter()
-    vocab, bm25 = bm25_lean(passages)
-    if n <= 10_000:  # the lean builder is build_bm25, in less memory: check it on the smaller sizes
-        ref_vocab, ref = build_bm25([tokenize(p.embedding_text()) for p in passages])
-        assert ref_vocab == vocab and (ref != bm25).nnz == 0, "bm25_lean differs from index.lexical.build_bm25"
+    vocab, bm25 = build_bm25(tokenize(p.embedding_text()) for p in passages)
     t_bm25 = time.perf_counter()
     dense = make_dense_index(embeddings, hnsw_threshold=threshold)
     t_dense = time.perf_counter()

@@ -3,6 +3,7 @@ are the sum of its terms' columns, so scoring is one sparse slice, and a policy 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -40,12 +41,22 @@ def tokenize(text: str) -> list[str]:
     return [_stem(w) for w in words if w and w not in STOPWORDS and (len(w) > 1 or not w.isascii() or w.isdigit())]
 
 
-def build_bm25(docs: list[list[str]], k1: float = K1, b: float = B) -> tuple[dict[str, int], sparse.csc_matrix]:
+def build_bm25(docs: Iterable[list[str]], k1: float = K1, b: float = B) -> tuple[dict[str, int], sparse.csc_matrix]:
+    """Vocabulary and passage x term BM25 weights of `docs` (token lists, consumed once). The (row, term)
+    pairs are gathered in numpy blocks, not Python lists of every pair (~15 GB at 1M passages)."""
     vocab: dict[str, int] = {}
-    rows, cols, tfs = [], [], []
-    lengths = np.zeros(len(docs), dtype=np.float32)
+    lengths: list[int] = []
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    rows: list[int] = []
+    cols: list[int] = []
+    tfs: list[int] = []
+
+    def flush() -> None:
+        blocks.append((np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, dtype=np.float32)))
+        rows.clear(), cols.clear(), tfs.clear()
+
     for row, tokens in enumerate(docs):
-        lengths[row] = len(tokens)
+        lengths.append(len(tokens))
         counts: dict[int, int] = {}
         for t in tokens:
             col = vocab.setdefault(t, len(vocab))
@@ -53,14 +64,18 @@ def build_bm25(docs: list[list[str]], k1: float = K1, b: float = B) -> tuple[dic
         rows.extend([row] * len(counts))
         cols.extend(counts.keys())
         tfs.extend(counts.values())
-    rows_a, cols_a = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
-    tf = np.array(tfs, dtype=np.float32)
+        if len(rows) > 2_000_000:
+            flush()
+    flush()
+    n = len(lengths)
+    rows_a, cols_a, tf = (np.concatenate([blk[i] for blk in blocks]) for i in range(3))
+    length = np.array(lengths, dtype=np.float32)
     df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
-    idf = np.log(1.0 + (len(docs) - df + 0.5) / (df + 0.5))
-    avg = float(lengths.mean()) if len(docs) else 1.0
-    norm = k1 * (1 - b + b * lengths[rows_a] / max(avg, 1e-9))
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    avg = float(length.mean()) if n else 1.0
+    norm = k1 * (1 - b + b * length[rows_a] / max(avg, 1e-9))
     weights = idf[cols_a] * tf * (k1 + 1) / (tf + norm)
-    matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(len(docs), len(vocab)), dtype=np.float32)
+    matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, len(vocab)), dtype=np.float32)
     return vocab, matrix
 
 

@@ -13,19 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")  # torch.onnx.export needs it at build time (see pyproject dependencies)
+from eval.gold import load_questions
+
+import onnx  # noqa: F401  both are dependencies: a missing one must fail here, not skip
+import onnxruntime  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "sentence_transformers")
-
-
-def gold_questions() -> list[dict]:
-    rows = []
-    for name in ("questions_dev.jsonl", "questions_test.jsonl"):
-        with open(REPO / "eval" / name, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +44,7 @@ def test_index_ships_the_query_encoder(stored, onnx_encoder):
 
 
 def test_onnx_vectors_agree_with_sentence_transformers(encoder, onnx_encoder):
-    questions = [row["question"] for row in gold_questions()]
+    questions = [row["question"] for row in load_questions()]
     reference = encoder.encode(questions)
     one_by_one = np.stack([onnx_encoder.encode([q])[0] for q in questions])  # as `ask` encodes
     batched = onnx_encoder.encode(questions)  # padded batches, as an index build would
@@ -66,7 +60,7 @@ def test_engine_answers_identically_with_either_encoder(engine, onnx_encoder):
     from qa.engine import Engine
 
     fast = Engine(engine.index, onnx_encoder, engine.settings)
-    for row in gold_questions():
+    for row in load_questions():
         history = row.get("history") or None
         want = engine.ask(row["question"], history=history)
         got = fast.ask(row["question"], history=history)
