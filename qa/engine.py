@@ -200,7 +200,8 @@ class Engine:
         for n, hit in enumerate(hits, start=1):
             row = row_of[id(hit.passage)]
             start, end, score = highlight_span(self.index, row, vector, tokens)
-            evidence = max(evidence, score) if n == 1 else evidence
+            if n == 1:
+                evidence = score  # how well the best sentence of the top clause matches: abstention's second signal
             policy = self.index.policies[hit.passage.policy_id]
             citations.append(Citation(
                 n=n, policy_id=policy.id, company=policy.company, section=hit.passage.heading,
