@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.lexical import build_bm25, tokenize
+from index.lexical import tokenize
 
 
 def _best_window_reference(text: str, start: int, end: int, question_tokens: set[str]) -> tuple[int, int]:
@@ -54,19 +54,6 @@ def test_top_rows_is_a_stable_argsort(kind):
             x = np.where(rng.random(n) < 0.8, 0.0, rng.random(n)).astype(np.float32)
             x[rng.random(n) < 0.3] = -1.0
         assert np.array_equal(top_rows(x, k), np.argsort(-x, kind="stable")[:k])
-
-
-def test_scale_bench_bm25_builder_is_build_bm25():
-    from eval.scale_bench import bm25_lean
-    from index.corpus import load_corpus
-    from index.build import passages_of
-    from index.chunk import ChunkSettings
-
-    passages = [p for policy in load_corpus() for p in passages_of(policy, ChunkSettings())]
-    vocab, lean = bm25_lean(passages)
-    ref_vocab, ref = build_bm25([tokenize(p.embedding_text()) for p in passages])
-    assert vocab == ref_vocab
-    assert (lean != ref).nnz == 0
 
 
 def test_policy_rows_grouping(default_index):
