@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,29 @@ def copy_index(source: Path, destination: Path) -> Path:
 def served_index(default_index, tmp_path) -> Path:
     """A copy of the default index for a page that adds policies to it (never the shared one, never ~/.cache)."""
     return copy_index(default_index, tmp_path / "served-index")
+
+
+def launch_on_loopback(demo) -> str:
+    """Start a Gradio app on a free 127.0.0.1 port without blocking; returns its URL."""
+    import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=port, block=False, quiet=True)
+    return url
+
+
+@pytest.fixture(scope="session")
+def launch():
+    return launch_on_loopback
+
+
+@pytest.fixture(scope="module")
+def app_url(engine):
+    """The real page over the shared test index, on loopback, for a module's tests."""
+    import app
+
+    demo = app.build_app(engine)
+    yield launch_on_loopback(demo)
+    demo.close()

@@ -5,7 +5,6 @@ Every index written here is a temporary copy (`served_index`), never the shared 
 from __future__ import annotations
 
 import html
-import socket
 
 import pytest
 
@@ -35,15 +34,10 @@ def snapshot(directory):
     return (directory / CURRENT).read_text(), files
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_pasted_policy_is_answered_at_once_for_everyone(holder, served_index):
+def test_pasted_policy_is_answered_at_once_for_everyone(holder, served_index, launch):
     demo = app.build_app(holder)
-    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+    url = launch(demo)
     try:
         from gradio_client import Client
 

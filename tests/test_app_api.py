@@ -1,27 +1,12 @@
 """The page's API through gradio_client, against the real app on loopback (real engine, real index)."""
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 QUESTION = "can JapanWork share my data with partners?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url(engine):
-    import app
-
-    demo = app.build_app(engine)
-    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")

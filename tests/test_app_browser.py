@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -22,24 +21,10 @@ ATTACK = ('what does <img src=x onerror="window.__xss=1"> mean? <script>window._
           '[click me](javascript:window.__xss=3)')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
 
-
-@pytest.fixture(scope="module")
-def app_url(engine):
-    import app
-
-    demo = app.build_app(engine)
-    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +188,7 @@ def test_phone_width_errors_and_keyboard(page, engine):
 
 
 @pytest.fixture
-def add_page(browser, served_index, encoder):
+def add_page(browser, served_index, encoder, launch):
     """The page over its own copy of the index (`served_index`), so adding to it touches no other test."""
     import app
     from index.store import read_index
@@ -211,7 +196,7 @@ def add_page(browser, served_index, encoder):
 
     holder = app.EngineHolder(Engine(read_index(served_index), encoder), served_index)
     demo = app.build_app(holder)
-    _, url, _ = app.launch_app(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    url = launch(demo)
     page = browser.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
