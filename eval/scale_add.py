@@ -39,10 +39,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from eval.gold import load_questions
 from eval.metrics import percentile
 
 REPORTS = Path(__file__).resolve().parent / "reports"
-QUESTIONS = Path(__file__).resolve().parent / "questions_dev.jsonl"
 SEPARATOR = "\n\n"
 # Word substitutions, each switched on or off per copy: a sentence with k of these words is the
 # same in two copies with probability 2^-k, so short boilerplate may still be shared (as in life).
@@ -213,6 +213,20 @@ def summarize(run: dict, n: int) -> dict:
     }
 
 
+def add_to_copy(seed: Path, work: Path, label: str, n: int, distinct: bool) -> tuple[dict, Path, Path, dict]:
+    """`policyqa add` of `n` generated policies into a fresh copy of the seed index: (figures, index, corpus, run)."""
+    idx, corpus = work / f"idx-{label}", work / f"corpus-{label}"
+    shutil.rmtree(idx, ignore_errors=True)
+    shutil.copytree(seed, idx)
+    shutil.rmtree(corpus, ignore_errors=True)
+    write_corpus(corpus, n, distinct=distinct)
+    print(f"{label}: adding {n} policies…", file=sys.stderr)
+    run = run_cli("add", str(corpus), "--index", str(idx))
+    figures = summarize(run, n)
+    figures["disk"] = disk_usage(idx)
+    return figures, idx, corpus, run
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--distinct", type=int, default=1000, help="distinct policies to add (every text embedded)")
@@ -227,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="policyqa-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()][: args.questions]
+    rows = load_questions("dev")[: args.questions]
     results: dict = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
                      "loadavg_start": os.getloadavg()}
     try:
@@ -238,16 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"before: {results['latency_before']}", file=sys.stderr)
 
         if args.distinct:
-            idx = work / "idx-distinct"
-            shutil.rmtree(idx, ignore_errors=True)
-            shutil.copytree(seed, idx)
-            corpus = work / "corpus-distinct"
-            shutil.rmtree(corpus, ignore_errors=True)
-            write_corpus(corpus, args.distinct, distinct=True)
-            print(f"distinct: adding {args.distinct} policies…", file=sys.stderr)
-            run = run_cli("add", str(corpus), "--index", str(idx))
-            d = summarize(run, args.distinct)
-            d["disk"] = disk_usage(idx)
+            d, idx, corpus, run = add_to_copy(seed, work, "distinct", args.distinct, distinct=True)
             d["all_texts_of_added"] = all_texts(idx, seed)
             a = d["all_texts_of_added"]
             if d["passages_per_s_encoder"] and d["sentences_per_s_encoder"]:
@@ -272,16 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(d, indent=1), file=sys.stderr)
 
         if args.scale:
-            idx = work / "idx-scale"
-            shutil.rmtree(idx, ignore_errors=True)
-            shutil.copytree(seed, idx)
-            corpus = work / "corpus-scale"
-            shutil.rmtree(corpus, ignore_errors=True)
-            names = write_corpus(corpus, args.scale, distinct=False)
-            print(f"scale: adding {args.scale} policies…", file=sys.stderr)
-            run = run_cli("add", str(corpus), "--index", str(idx))
-            sc = summarize(run, args.scale)
-            sc["disk"] = disk_usage(idx)
+            sc, idx, corpus, run = add_to_copy(seed, work, "scale", args.scale, distinct=False)
             added = [c["id"] for c in run["report"]["changes"]]
             sc["latency_after"] = latency(idx, rows, scoped_extra=added[:: max(1, len(added) // 20)])
             sc["single_policy_at_scale"] = single_ops(idx, corpus, added)

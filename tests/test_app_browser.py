@@ -3,6 +3,7 @@ policy at a clause, follow up, and check that injected markup stays inert. Saves
 artifacts/ (desktop and 390 px phone width)."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -44,17 +45,24 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture
-def page(browser, app_url):
+@contextlib.contextmanager
+def opened_page(browser, url: str, timeout_ms: int):
+    """A tab on the page, ready for a question; fails the test on any JavaScript error."""
     page = browser.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(timeout_ms)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
+    page.goto(url)
     page.wait_for_selector("#pq-question textarea")
     yield page
     page.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, app_url):
+    with opened_page(browser, app_url, 20_000) as page:
+        yield page
 
 
 def ask(page, question: str, turn: int) -> None:
@@ -196,17 +204,11 @@ def add_page(browser, served_index, encoder, launch):
 
     holder = app.EngineHolder(Engine(read_index(served_index), encoder), served_index)
     demo = app.build_app(holder)
-    url = launch(demo)
-    page = browser.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_selector("#pq-question textarea")
-    yield page, holder
-    page.close()
-    demo.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    try:
+        with opened_page(browser, launch(demo), 30_000) as page:
+            yield page, holder
+    finally:
+        demo.close()
 
 
 def test_add_a_policy_and_ask_it(add_page, served_index, tmp_path):
