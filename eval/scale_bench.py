@@ -276,7 +276,7 @@ def perturb(vectors: np.ndarray, sigma: float, rng, partners: np.ndarray | None 
 
 def build_scaled(n: int, work: Path, vectors_file: Path, threshold: int) -> tuple[Path, dict]:
     """Write an index of `n` passages with the product's code; returns its directory and build figures."""
-    from index.build import make_dense_index
+    from index.build import heading_rows, make_dense_index
     from index.lexical import build_bm25, tokenize
     from index.store import FORMAT, FORMAT_VERSION, write_index
     from index.types import Passage, Policy
@@ -350,7 +350,13 @@ def build_scaled(n: int, work: Path, vectors_file: Path, threshold: int) -> tupl
                               "passages": 0} for p in out_policies]}
     out = work / f"scaled-{n}"
     shutil.rmtree(out, ignore_errors=True)
-    write_index(out, manifest, out_policies, passages, embeddings, dense, vocab, bm25, sentence_rows, spans, sentence_embeddings)
+    headings, passage_heading = heading_rows(passages)
+    # Stand-in heading vectors (the mean of each heading's passages): they cost what real ones cost.
+    heading_embeddings = np.zeros((len(headings), dim), dtype=np.float32)
+    np.add.at(heading_embeddings, passage_heading[passage_heading >= 0], embeddings[passage_heading >= 0])
+    heading_embeddings /= np.maximum(np.linalg.norm(heading_embeddings, axis=1, keepdims=True), 1e-9)
+    write_index(out, manifest, out_policies, passages, embeddings, dense, vocab, bm25, sentence_rows, spans, sentence_embeddings,
+                passage_heading, heading_embeddings)
     t_write = time.perf_counter()
     per_k = 1000 / n
     encode_per_k = float(vec["encode_seconds"]) / (B / 1000)  # real encoding of passages + their sentences

@@ -37,8 +37,18 @@ def sentence_embedding_text(passage: Passage, sentence: str) -> str:
     return f"{passage.heading}\n{sentence}" if passage.section else sentence
 
 
-def _sentence_key(text: str) -> str:
+def _text_key(text: str) -> str:
+    # Sentences and headings are keyed by their text alone: equal text gives an equal vector.
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def heading_rows(passages: list[Passage]) -> tuple[list[str], np.ndarray]:
+    """The distinct headings of `passages` in first-seen order, and each passage's row among them
+    (-1 for a passage outside any section)."""
+    rows, headings = [], {}
+    for p in passages:
+        rows.append(headings.setdefault(p.heading, len(headings)) if p.section else -1)
+    return list(headings), np.array(rows, dtype=np.int32)
 
 
 def make_dense_index(embeddings: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
@@ -95,7 +105,9 @@ def _previous_vectors(old: StoredIndex | None, model: str) -> dict[str, np.ndarr
     known = {p.key: old.embeddings[i] for i, p in enumerate(old.passages)}
     for i, (row, (s, e)) in enumerate(zip(old.sentence_passage, old.sentence_spans)):
         passage = old.passages[row]
-        known[_sentence_key(sentence_embedding_text(passage, old.policies[passage.policy_id].text[s:e]))] = old.sentence_embeddings[i]
+        known[_text_key(sentence_embedding_text(passage, old.policies[passage.policy_id].text[s:e]))] = old.sentence_embeddings[i]
+    for heading, vector in zip(heading_rows(old.passages)[0], old.heading_embeddings):
+        known[_text_key(heading)] = vector
     return known
 
 
@@ -151,16 +163,20 @@ def build_index(
 
     known = _previous_vectors(old, encoder.name) if reuse else {}
     old_dim = old.manifest["model"]["dimension"] if known else None
-    wanted = [(p.key, p.embedding_text()) for p in passages] + [(_sentence_key(t), t) for t in sentence_texts]
+    headings, passage_heading = heading_rows(passages)
+    heading_keys = [_text_key(h) for h in headings]
+    wanted = ([(p.key, p.embedding_text()) for p in passages] + list(zip(heading_keys, headings))
+              + [(_text_key(t), t) for t in sentence_texts])
     missing = {k: t for k, t in wanted if k not in known}
     passage_keys = [k for k in dict.fromkeys(p.key for p in passages) if k in missing]
-    passage_set = set(passage_keys)
-    sentence_keys = [k for k in missing if k not in passage_set]
+    new_heading_keys = [k for k in dict.fromkeys(heading_keys) if k in missing and k not in set(passage_keys)]
+    ranked = set(passage_keys) | set(new_heading_keys)
+    sentence_keys = [k for k in missing if k not in ranked]
     vectors = dict(known)
     t_known = time.perf_counter()
     bar = _progress_bar(len(missing)) if progress and missing else None
-    # Timed apart: passages are what retrieval searches, sentences only choose the highlight.
-    vectors.update(_encode(encoder, passage_keys, missing, bar))
+    # Timed apart: passages and headings rank, sentences only choose the highlight.
+    vectors.update(_encode(encoder, passage_keys + new_heading_keys, missing, bar))
     t_sentences = time.perf_counter()
     vectors.update(_encode(encoder, sentence_keys, missing, bar))
     if bar is not None:
@@ -168,8 +184,9 @@ def build_index(
     dim = old_dim if old_dim and not missing else encoder.dimension  # nothing to embed: the model need not load
     embeddings = np.stack([vectors[p.key] for p in passages]) if passages else np.zeros((0, dim), np.float32)
     sentence_embeddings = (
-        np.stack([vectors[_sentence_key(t)] for t in sentence_texts]) if sentence_texts else np.zeros((0, dim), np.float32)
+        np.stack([vectors[_text_key(t)] for t in sentence_texts]) if sentence_texts else np.zeros((0, dim), np.float32)
     )
+    heading_embeddings = np.stack([vectors[k] for k in heading_keys]) if headings else np.zeros((0, dim), np.float32)
     t_embed = time.perf_counter()
 
     vocab, bm25 = build_bm25([tokenize(p.embedding_text()) for p in passages])
@@ -190,13 +207,14 @@ def build_index(
     version = write_index(
         Path(out), manifest, policies, passages, embeddings, dense, vocab, bm25,
         np.array(sentence_rows, dtype=np.int32), np.array(spans, dtype=np.int32).reshape(-1, 2), sentence_embeddings,
-        query_encoder=query_encoder,
+        passage_heading, heading_embeddings, query_encoder=query_encoder,
     )
     t_end = time.perf_counter()
     return {
         "path": str(version), "policies": len(policies), "passages": len(passages), "sentences": len(sentence_texts),
         "embedded": len(missing), "reused": len(wanted) - len(missing),
-        "embedded_passages": len(passage_keys), "embedded_sentences": len(sentence_keys),
+        "embedded_passages": len(passage_keys), "embedded_headings": len(new_heading_keys),
+        "embedded_sentences": len(sentence_keys),
         "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_embed, "total": t_end - t0,
                     "read_previous": t_read - t0, "embed_passages": t_sentences - t_known, "embed_sentences": t_embed - t_sentences},
     }

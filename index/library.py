@@ -73,8 +73,9 @@ class AddReport:
     changes: list[PolicyChange]
     policies: int = 0  # in the index afterwards
     passages: int = 0
-    embedded: int = 0  # texts embedded now (passages + their sentences)
+    embedded: int = 0  # texts embedded now (passages, new headings, sentences)
     embedded_passages: int = 0
+    embedded_headings: int = 0
     embedded_sentences: int = 0
     reused: int = 0  # texts whose embeddings the index already held
     version: str = ""  # the version directory now live ("" if nothing was written)
@@ -408,7 +409,8 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
             c.passages = after[c.id]["passages"]
     report.version = built["path"]
     report.embedded, report.reused = built["embedded"], built["reused"]
-    report.embedded_passages, report.embedded_sentences = built["embedded_passages"], built["embedded_sentences"]
+    report.embedded_passages, report.embedded_headings = built["embedded_passages"], built["embedded_headings"]
+    report.embedded_sentences = built["embedded_sentences"]
     report.seconds = {"load_model": t_model, "wait_lock": t_lock - t0, "read_index": t_read, **built["seconds"],
                       "total": time.perf_counter() - t0 + t_model}
     _fill_totals(report, after.values())
@@ -476,7 +478,7 @@ def describe(report: AddReport, limit: int = 20) -> list[str]:
         s = report.seconds
         lines.append(
             f"Index {report.index}: {report.policies} {_plural(report.policies, 'policy', 'policies')}, {report.passages} passages. Embedded {report.embedded} new texts "
-            f"({report.embedded_passages} passages + {report.embedded_sentences} sentences), reused {report.reused}; "
+            f"({report.embedded_passages} passages + {report.embedded_headings} headings + {report.embedded_sentences} sentences), reused {report.reused}; "
             f"{s.get('total', 0):.1f}s (embed {s.get('embed', 0):.1f}s, write {s.get('write', 0):.1f}s)."
         )
         if any(c.inferred for c in report.changes):

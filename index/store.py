@@ -2,7 +2,7 @@
 
     DIR/CURRENT          name of the live version directory (replaced atomically with os.replace)
     DIR/v-<stamp>/       manifest.json, passages.jsonl, embeddings.npy, dense.faiss,
-                         sentences.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt,
+                         sentences.npz, headings.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt,
                          query_encoder/ (ONNX query encoder, hard links to one export per model)
 
 A build writes a new version directory, fsyncs it, then swaps CURRENT: a crash at any point leaves
@@ -24,7 +24,7 @@ from index.corpus import checksum
 from index.types import Passage, Policy
 
 FORMAT = "policyqa-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: headings.npz (clause heading vectors)
 CURRENT = "CURRENT"
 QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
@@ -49,6 +49,8 @@ class StoredIndex:
     sentence_passage: np.ndarray  # (m,) row of the passage each sentence belongs to
     sentence_spans: np.ndarray  # (m, 2) start/end offsets in the policy text
     sentence_embeddings: np.ndarray  # (m, d) float32
+    passage_heading: np.ndarray  # (n,) row of the passage's heading in heading_embeddings, -1 for none
+    heading_embeddings: np.ndarray  # (h, d) float32, one per distinct heading
     policy_rows: dict[str, np.ndarray] = field(default_factory=dict)  # policy id -> passage rows
 
     @property
@@ -103,6 +105,8 @@ def write_index(
     sentence_passage: np.ndarray,
     sentence_spans: np.ndarray,
     sentence_embeddings: np.ndarray,
+    passage_heading: np.ndarray,
+    heading_embeddings: np.ndarray,
     query_encoder: Path | None = None,
 ) -> Path:
     """Write a complete new version beside the live one, then make it live. Returns its path.
@@ -126,6 +130,9 @@ def write_index(
     with open(staging / "sentences.npz", "wb") as f:
         np.savez(f, passage=sentence_passage.astype(np.int32), spans=sentence_spans.astype(np.int32),
                  embeddings=sentence_embeddings.astype(np.float32))
+        os.fsync(f.fileno())
+    with open(staging / "headings.npz", "wb") as f:
+        np.savez(f, passage=passage_heading.astype(np.int32), embeddings=heading_embeddings.astype(np.float32))
         os.fsync(f.fileno())
     with open(staging / "lexical.npz", "wb") as f:
         sparse.save_npz(f, bm25.tocsc(), compressed=False)
@@ -171,6 +178,45 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
+def _load_policies(version: Path, manifest: dict, hint: str) -> dict[str, Policy]:
+    policies = {}
+    for entry in manifest["policies"]:
+        text = (version / "policies" / f"{entry['id']}.txt").read_text(encoding="utf-8")
+        if checksum(text) != entry["sha256"]:
+            raise IndexLoadError(f"policy text {entry['id']} in {version} does not match its checksum; {hint}")
+        policies[entry["id"]] = Policy(
+            id=entry["id"], company=entry["company"], text=text, service=entry.get("service", ""),
+            aliases=tuple(entry.get("aliases", ())), date=entry.get("date"), source=entry.get("source", ""),
+        )
+    return policies
+
+
+def stored_policies(directory: Path) -> list[Policy]:
+    """The policies an index directory holds, read from any format version's manifest and policy
+    texts (checksums verified): enough to rebuild it in the current format."""
+    directory = Path(directory)
+    version = live_version(directory)
+    hint = REBUILD_HINT.format(dir=directory)
+    try:
+        manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+        return list(_load_policies(version, manifest, hint).values())
+    except IndexLoadError:
+        raise
+    except Exception as e:
+        raise IndexLoadError(f"cannot read the policies of the index at {directory} ({type(e).__name__}: {e}); {hint}") from e
+
+
+def older_manifest(directory: Path) -> dict | None:
+    """The manifest of a PolicyQA index in `directory` written in an earlier format version, else None."""
+    version = live_version(Path(directory))
+    try:
+        manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    except Exception:  # no index, or a damaged one: not an upgrade case
+        return None
+    found = manifest.get("format_version")
+    return manifest if manifest.get("format") == FORMAT and isinstance(found, int) and found < FORMAT_VERSION else None
+
+
 def read_index(directory: Path) -> StoredIndex:
     """Load and check an index; any missing, corrupt or inconsistent part raises IndexLoadError.
     A read that fails because a writer swapped CURRENT (and removed the old version) meanwhile is retried."""
@@ -197,17 +243,11 @@ def _read_index(directory: Path) -> StoredIndex:
         dense = faiss.read_index(str(version / "dense.faiss"))
         with np.load(version / "sentences.npz", allow_pickle=False) as s:
             sentence_passage, sentence_spans, sentence_embeddings = s["passage"], s["spans"], s["embeddings"]
+        with np.load(version / "headings.npz", allow_pickle=False) as h:
+            passage_heading, heading_embeddings = h["passage"], h["embeddings"]
         bm25 = sparse.load_npz(version / "lexical.npz").tocsc()
         vocab = json.loads((version / "lexical_vocab.json").read_text(encoding="utf-8"))
-        policies = {}
-        for entry in manifest["policies"]:
-            text = (version / "policies" / f"{entry['id']}.txt").read_text(encoding="utf-8")
-            if checksum(text) != entry["sha256"]:
-                raise IndexLoadError(f"policy text {entry['id']} in {version} does not match its checksum; {hint}")
-            policies[entry["id"]] = Policy(
-                id=entry["id"], company=entry["company"], text=text, service=entry.get("service", ""),
-                aliases=tuple(entry.get("aliases", ())), date=entry.get("date"), source=entry.get("source", ""),
-            )
+        policies = _load_policies(version, manifest, hint)
     except IndexLoadError:
         raise
     except Exception as e:  # numpy, faiss, scipy and json each fail their own way on a damaged file
@@ -220,6 +260,8 @@ def _read_index(directory: Path) -> StoredIndex:
         (bm25.shape[0] == n, f"lexical index holds {bm25.shape[0]} rows"),
         (manifest.get("passages") == n, f"manifest counts {manifest.get('passages')} passages"),
         (len(sentence_passage) == len(sentence_spans) == len(sentence_embeddings), "sentence arrays disagree"),
+        (len(passage_heading) == n and heading_embeddings.ndim == 2 and heading_embeddings.shape[1] == dim
+         and (len(passage_heading) == 0 or int(passage_heading.max()) < len(heading_embeddings)), "heading arrays disagree"),
         (all(p.policy_id in policies for p in passages), "passages name policies the manifest lacks"),
     ]
     for ok, what in checks:
@@ -231,4 +273,4 @@ def _read_index(directory: Path) -> StoredIndex:
         grouped[p.policy_id].append(row)
     policy_rows = {pid: np.array(rows, dtype=np.intp) for pid, rows in grouped.items()}
     return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
-                       sentence_passage, sentence_spans, sentence_embeddings, policy_rows)
+                       sentence_passage, sentence_spans, sentence_embeddings, passage_heading, heading_embeddings, policy_rows)

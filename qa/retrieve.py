@@ -17,6 +17,10 @@ class RetrievalSettings:
     use_lexical: bool = True
     lexical_weight: float = 0.25  # weight of max-normalised BM25 beside cosine similarity
     sentence_weight: float = 0.5  # weight of the best sentence's cosine beside the passage's
+    # Weight of the cosine between the question and the clause heading alone ("Change of Privacy Policy"
+    # is not what "how do I fix wrong info?" asks, however alike the clause bodies read). Chosen on the
+    # dev questions: hit@1 0.754 -> 0.769 (0.1: 0.754, 0.3: 0.746).
+    heading_weight: float = 0.2
     fusion: str = "linear"  # "linear" or "rrf"
 
 
@@ -56,6 +60,14 @@ def sentence_rows_of(index: StoredIndex, passage_rows: np.ndarray) -> list[np.nd
     starts = np.searchsorted(index.sentence_passage, passage_rows, side="left")
     ends = np.searchsorted(index.sentence_passage, passage_rows, side="right")
     return [np.arange(s, e) for s, e in zip(starts, ends)]
+
+
+def heading_similarity(index: StoredIndex, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+    """Cosine between the query and each passage's clause heading; 0 for a passage outside any section."""
+    heading = index.passage_heading[rows]
+    if not len(index.heading_embeddings):
+        return np.zeros(len(rows), dtype=np.float32)
+    return np.where(heading >= 0, index.heading_embeddings[np.maximum(heading, 0)] @ query_vector, 0.0).astype(np.float32)
 
 
 def retrieve(
@@ -103,5 +115,7 @@ def retrieve(
     else:
         top_lex = float(lex.max()) if len(lex) else 0.0
         score = dense + (settings.lexical_weight * lex / top_lex if top_lex > 0 else 0)
+        if settings.heading_weight:
+            score = score + settings.heading_weight * heading_similarity(index, cands, query_vector)
     order = np.argsort(-score, kind="stable")[:k]
     return [Hit(index.passages[cands[i]], float(score[i]), float(dense[i]), float(lex[i])) for i in order]

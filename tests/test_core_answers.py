@@ -117,3 +117,27 @@ def test_odd_input_gets_a_sane_answer(engine, odd):
     assert "\x00" not in answer.question and "\u200b" not in answer.question
     if "<script>" in odd:
         assert "<script>" in answer.question  # kept as text; escaping is the page's job
+
+
+def test_clause_headings_rank_the_clause_a_question_names(engine):
+    """Heading similarity is what lifts the complaints clause above the purposes clause (whose body
+    also talks about handling inquiries) for this question."""
+    from qa.engine import Settings
+    from qa.retrieve import RetrievalSettings
+
+    question = "where do I send a complaint to en Japan about my personal data?"
+    top = engine.ask(question).citations[0]
+    assert top.policy_id == "en-japan" and top.section.startswith("10. Customer service for complaints")
+    without = engine.with_settings(Settings(retrieval=RetrievalSettings(heading_weight=0.0))).ask(question).citations[0]
+    assert not without.section.startswith("10.")
+
+
+def test_heading_rows_share_one_vector_per_heading_and_skip_unsectioned_passages():
+    from index.build import heading_rows
+    from index.types import Passage
+
+    def passage(section):
+        return Passage(key=str(section), policy_id="p", section=section, start=0, end=1, text="x")
+
+    headings, rows = heading_rows([passage(("1. Use",)), passage(()), passage(("2. Sharing",)), passage(("1. Use",))])
+    assert headings == ["1. Use", "2. Sharing"] and rows.tolist() == [0, -1, 1, 0]

@@ -24,7 +24,7 @@ def index_copy(default_index, tmp_path):
 
 def test_manifest_describes_the_index(default_index):
     m = read_manifest(default_index)
-    assert m["format"] == "policyqa-index" and m["format_version"] == 1
+    assert m["format"] == "policyqa-index" and m["format_version"] == 2
     assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384}
     assert m["chunking"]["max_chars"] > 0 and m["lexical"]["k1"] > 0
     assert {p["id"] for p in m["policies"]} == {"japanwork", "en-japan", "highly-skilled-japan", "jacces", "gaijin-poole"}
@@ -75,6 +75,7 @@ def test_killed_build_leaves_an_index_that_loads(index_copy):
 @pytest.mark.parametrize("damage,match", [
     (lambda v: (v / "embeddings.npy").write_bytes(b"\x93NUMPY garbage"), "corrupt"),
     (lambda v: (v / "dense.faiss").unlink(), "corrupt or incomplete"),
+    (lambda v: (v / "headings.npz").unlink(), "corrupt or incomplete"),
     (lambda v: (v / "manifest.json").write_text("{not json"), "manifest .* corrupt"),
     (lambda v: (v / "manifest.json").unlink(), "incomplete"),
     (lambda v: (v / "policies" / "jacces.txt").write_text("tampered"), "checksum"),
@@ -96,6 +97,29 @@ def test_missing_index_and_format_mismatch(tmp_path, index_copy):
     manifest.write_text(json.dumps(m))
     with pytest.raises(IndexLoadError, match="v99"):
         read_index(index_copy)
+
+
+def test_an_index_of_the_previous_format_is_upgraded_in_place_keeping_added_policies(index_copy, tmp_path, encoder):
+    """Format 1 had no headings.npz; `ask` rebuilds such an index from the policies it stores."""
+    from qa.cli import open_engine
+
+    added = tmp_path / "acme.txt"
+    added.write_text("Retention\nAcme Jobs keeps your résumé for three years after your last login.", encoding="utf-8")
+    from index.library import add_files
+
+    add_files(index_copy, [added], encoder=encoder)
+    version = live_version(index_copy)
+    (version / "headings.npz").unlink()
+    manifest = version / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["format_version"] = 1
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(IndexLoadError, match="v1, this PolicyQA reads .* v2"):
+        read_index(index_copy)
+    engine = open_engine(index_copy)
+    assert read_manifest(index_copy)["format_version"] == 2 and live_version(index_copy) != version
+    assert set(engine.index.policies) == {p["id"] for p in m["policies"]} and "acme" in engine.index.policies
+    assert engine.ask("how long does Acme keep my résumé?").citations[0].policy_id == "acme"
 
 
 def test_model_mismatch_is_refused(default_index, index_copy):

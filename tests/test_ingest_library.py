@@ -60,7 +60,8 @@ def test_add_html_and_pdf_embeds_only_their_passages_and_answers_from_them(idx, 
                                           "date": "policy text"}
     # Incremental: exactly the new policies' passages were embedded, nothing of the five already there.
     new_passages = sum(c.passages for c in report.changes)
-    assert report.embedded_passages == new_passages and report.embedded == new_passages + report.embedded_sentences
+    assert report.embedded_passages == new_passages
+    assert report.embedded == new_passages + report.embedded_headings + report.embedded_sentences
     assert report.reused >= manifest["passages"] + manifest["sentences"] - 5 and report.policies == 7  # (a few repeat)
     after = {e["id"]: e for e in read_manifest(idx)["policies"]}
     assert all(after[i]["added"] == before[i]["added"] and after[i]["sha256"] == before[i]["sha256"] for i in before)
