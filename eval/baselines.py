@@ -207,6 +207,7 @@ def ablations(engine) -> list[EngineSystem]:
         ("abl:lexical-only", "retrieval.use_dense", lambda: replace(s, retrieval=replace(r, use_dense=False)), "BM25 only (use_dense=False)"),
         ("abl:dense-only", "retrieval.use_lexical", lambda: replace(s, retrieval=replace(r, use_lexical=False)), "dense only (use_lexical=False)"),
         ("abl:no-sentence", "retrieval.sentence_weight", lambda: replace(s, retrieval=replace(r, sentence_weight=0.0)), "no sentence evidence (sentence_weight=0)"),
+        ("abl:no-heading", "retrieval.heading_weight", lambda: replace(s, retrieval=replace(r, heading_weight=0.0)), "no clause-heading similarity (heading_weight=0)"),
         ("abl:rrf", "retrieval.fusion", lambda: replace(s, retrieval=replace(r, fusion="rrf")), "reciprocal-rank fusion instead of linear"),
         ("abl:no-diversify", "diversify", lambda: replace(s, diversify=False), "no one-clause-per-company diversification"),
         ("abl:no-expand", "expand_lexical", lambda: replace(s, expand_lexical=False), "no thesaurus expansion of BM25's query (expand_lexical=False)"),
