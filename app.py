@@ -543,7 +543,7 @@ class EngineHolder:
     """The engine every request of the page uses, and the index directory it was read from.
 
     After an add, `reload` reads the new index version into a new Engine and rebinds `engine`: one
-    reference assignment, atomic in CPython. A request reads `holder.engine` once and uses that
+    reference assignment, atomic in CPython. A request reads `holder.current()` once and uses that
     engine to the end, so questions already being answered finish on the old one (its index is
     fully in memory; the old version's files may be gone)."""
 
@@ -553,6 +553,7 @@ class EngineHolder:
         self.wait = wait  # seconds an add waits for another writer before it gives up (IndexBusyError)
         self._build_encoder = build_encoder
         self._lock = threading.Lock()  # one add at a time in this process; index_lock covers other processes
+        self._unreadable: Path | None = None  # a live version that failed to load (not retried)
 
     def build_encoder(self):
         """A sentence-transformers encoder of the index's model, to embed new passages: the engine's
@@ -591,6 +592,24 @@ class EngineHolder:
 
         old = self.engine
         self.engine = Engine(read_index(self.index_dir), old.encoder, old.settings)
+
+    def current(self):
+        """The engine to answer with. When the index's live version is no longer the one served (a
+        `policyqa add` or `remove` from the shell), it is read first, so the page serves it without a
+        restart; one that cannot be read is logged once and the version in memory goes on serving."""
+        from index.store import IndexLoadError, live_version
+
+        live = live_version(self.index_dir)  # one small file read per question
+        if live is None or live == self.engine.index.path or live == self._unreadable:
+            return self.engine
+        with self._lock:
+            if live_version(self.index_dir) != self.engine.index.path:
+                try:
+                    self.reload()
+                except IndexLoadError as e:
+                    self._unreadable = live
+                    log.error("serving the index in memory; its new version cannot be read: %s", e)
+            return self.engine
 
 
 _HEADLINES = {
@@ -681,7 +700,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         allow_add = allow_upload
 
     def respond(question, choice, session):
-        messages, sources, session = answer_question(holder.engine, question, choice, session)
+        messages, sources, session = answer_question(holder.current(), question, choice, session)
         if sources is None:  # refused: keep the old sources, and the text so it can be shortened
             return messages, gr.skip(), gr.skip(), session
         return messages, sources, "", session
@@ -697,7 +716,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
         try:
-            return holder.engine.ask(question, policy=(policy or None)).to_dict()
+            return holder.current().ask(question, policy=(policy or None)).to_dict()
         except QuestionError as e:
             return {"error": str(e)}
         except Exception as e:  # never a traceback; never the question in the log
@@ -721,7 +740,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
                 )
                 with gr.Row(equal_height=True):
                     policy = gr.Dropdown(
-                        _policy_choices(holder.engine), value=ALL, label="Policy", scale=1, min_width=200,
+                        _policy_choices(holder.current()), value=ALL, label="Policy", scale=1, min_width=200,
                         elem_id="pq-policy", info="Scope questions to one site, or ask all of them.",
                         interactive=True,
                     )
@@ -778,7 +797,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
 
             def current_choices(choice):
                 # A page opened (or reloaded) after someone else's add lists that policy too.
-                choices = _policy_choices(holder.engine)
+                choices = _policy_choices(holder.current())
                 return gr.update(choices=choices, value=choice if choice in {c[1] for c in choices} else ALL)
 
             demo.load(current_choices, [policy], [policy], api_visibility="private", queue=False)

@@ -77,6 +77,27 @@ def test_pasted_policy_is_answered_at_once_for_everyone(holder, served_index, la
         demo.close()
 
 
+def test_policy_added_from_the_shell_is_served_without_a_restart(holder, served_index, encoder, caplog):
+    """`policyqa add` in another process swaps CURRENT; the next question reads the new version once.
+    A new version that cannot be read is logged and the one in memory goes on answering."""
+    from index.library import add_text, remove
+    from index.store import live_version
+
+    before = holder.current()
+    assert before is holder.engine and "acme" not in before.index.policies
+    add_text(served_index, ACME, company="Acme Careers", policy_id="acme", encoder=encoder)
+    served = holder.current()
+    assert served is not before and served.index.path == live_version(served_index) and holder.current() is served
+    answer = served.ask(QUESTION)
+    assert answer.policies == ["acme"] and "never sells" in answer.citations[0].highlight
+    remove(served_index, ["acme"], encoder=encoder)
+    (live_version(served_index) / "embeddings.npy").write_bytes(b"damaged")
+    with caplog.at_level("ERROR", logger=app.log.name):
+        assert holder.current() is served and holder.current() is served
+    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+    assert QUESTION not in caplog.text
+
+
 def test_file_upload_infers_the_company(holder, served_index, tmp_path):
     path = tmp_path / "globex-jobs.html"
     path.write_text(
