@@ -169,8 +169,9 @@ def build_index(
               + [(_text_key(t), t) for t in sentence_texts])
     missing = {k: t for k, t in wanted if k not in known}
     passage_keys = [k for k in dict.fromkeys(p.key for p in passages) if k in missing]
-    new_heading_keys = [k for k in dict.fromkeys(heading_keys) if k in missing and k not in set(passage_keys)]
-    ranked = set(passage_keys) | set(new_heading_keys)
+    passage_set = set(passage_keys)
+    new_heading_keys = [k for k in dict.fromkeys(heading_keys) if k in missing and k not in passage_set]
+    ranked = passage_set | set(new_heading_keys)
     sentence_keys = [k for k in missing if k not in ranked]
     vectors = dict(known)
     t_known = time.perf_counter()
