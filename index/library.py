@@ -31,7 +31,7 @@ from index.ingest import (
     MAX_BYTES, Document, IngestError, Metadata, check_date, check_id, clean_text, collect, infer_metadata,
     normalise_name, read_document,
 )
-from index.store import IndexLoadError, live_version, read_index, read_manifest
+from index.store import IndexLoadError, live_version, older_manifest, read_index, read_manifest, stored_policies
 from index.types import Policy
 
 LOCK_NAME = ".lock"
@@ -155,6 +155,27 @@ def get_encoder(model: str):
 class _Incoming:
     policy: Policy
     meta: Metadata
+
+
+def upgrade_index(directory: Path | str, encoder=None, wait: float = DEFAULT_WAIT, log: Log | None = None) -> dict | None:
+    """Rebuild an index written in an earlier format from the policies it holds (added ones too), with
+    its model and chunking; None if it needs no upgrade (or another process did it meanwhile)."""
+    from index.build import build_index
+    from index.chunk import ChunkSettings
+
+    directory = Path(directory)
+    with index_lock(directory, wait=wait, log=log):
+        manifest = older_manifest(directory)
+        if manifest is None:
+            return None
+        policies = stored_policies(directory)
+        if log:
+            log(f"Upgrading the index at {directory} from format v{manifest['format_version']} "
+                f"(rebuilding its {len(policies)} policies, once)…")
+        model = manifest["model"]["name"]
+        encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
+        return build_index(policies, directory, encoder,
+                           ChunkSettings(**manifest.get("chunking", {})), progress=log is not None)
 
 
 def _entries(directory: Path) -> dict[str, dict] | None:
@@ -344,6 +365,8 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
                                  entries[pid].get("passages", 0), entries[pid].get("sha256", "")) for pid in removals]
         return changes, writes
 
+    if older_manifest(directory) is not None:  # content-preserving, and `ask` would do it anyway
+        upgrade_index(directory, encoder, wait=wait, log=log)
     # Everything that can be refused is refused here, before the lock file or any version is written.
     entries = _entries(directory)
     if entries is None and removals:

@@ -31,26 +31,6 @@ def build(corpus: Path, out: Path, model: str, progress: bool = True) -> dict:
         return build_index(policies, out, Encoder(model), progress=progress)
 
 
-def upgrade(directory: Path) -> dict | None:
-    """Rebuild an index written in an earlier format from the policies it holds (added ones too),
-    with its model and chunking; None if it needs no upgrade (or another process did it meanwhile)."""
-    from index.build import build_index
-    from index.chunk import ChunkSettings
-    from index.embed import Encoder
-    from index.library import index_lock
-    from index.store import stored_policies
-
-    with index_lock(directory, log=lambda m: print(m, file=sys.stderr)):
-        manifest = older_manifest(directory)
-        if manifest is None:
-            return None
-        policies = stored_policies(directory)
-        print(f"Upgrading the index at {directory} from format v{manifest['format_version']} "
-              f"(rebuilding its {len(policies)} policies, once)…", file=sys.stderr)
-        return build_index(policies, directory, Encoder(manifest["model"]["name"]),
-                           ChunkSettings(**manifest.get("chunking", {})), progress=True)
-
-
 def open_engine(index_dir: Path | None, model: str | None = None):
     """The engine over `index_dir`; the default index is built from the shipped corpus on first use,
     and an index of an earlier format is upgraded in place."""
@@ -61,7 +41,9 @@ def open_engine(index_dir: Path | None, model: str | None = None):
         print(f"Building the default index at {directory} (first use, about a minute)…", file=sys.stderr)
         build(DEFAULT_CORPUS, directory, model or DEFAULT_MODEL)
     elif older_manifest(directory) is not None:
-        upgrade(directory)
+        from index.library import upgrade_index
+
+        upgrade_index(directory, log=lambda m: print(m, file=sys.stderr))
     engine = Engine.open(directory, model=model)
     if engine.index.query_encoder_dir is None and (model or engine.index.model) == engine.index.model:
         # Indexes built before PolicyQA exported its ONNX query encoder answer the slow way.

@@ -99,27 +99,44 @@ def test_missing_index_and_format_mismatch(tmp_path, index_copy):
         read_index(index_copy)
 
 
+def as_format_1(directory) -> dict:
+    """Turn a current index into what PolicyQA wrote before headings.npz existed; returns its manifest."""
+    version = live_version(directory)
+    (version / "headings.npz").unlink()
+    m = json.loads((version / "manifest.json").read_text())
+    m["format_version"] = 1
+    (version / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexLoadError, match="v1, this PolicyQA reads .* v2"):
+        read_index(directory)
+    return m
+
+
 def test_an_index_of_the_previous_format_is_upgraded_in_place_keeping_added_policies(index_copy, tmp_path, encoder):
-    """Format 1 had no headings.npz; `ask` rebuilds such an index from the policies it stores."""
+    """`ask` (open_engine) rebuilds a format-1 index from the policies it stores, added ones included."""
+    from index.library import add_files
     from qa.cli import open_engine
 
     added = tmp_path / "acme.txt"
     added.write_text("Retention\nAcme Jobs keeps your résumé for three years after your last login.", encoding="utf-8")
-    from index.library import add_files
-
     add_files(index_copy, [added], encoder=encoder)
-    version = live_version(index_copy)
-    (version / "headings.npz").unlink()
-    manifest = version / "manifest.json"
-    m = json.loads(manifest.read_text())
-    m["format_version"] = 1
-    manifest.write_text(json.dumps(m))
-    with pytest.raises(IndexLoadError, match="v1, this PolicyQA reads .* v2"):
-        read_index(index_copy)
+    before = live_version(index_copy)
+    m = as_format_1(index_copy)
     engine = open_engine(index_copy)
-    assert read_manifest(index_copy)["format_version"] == 2 and live_version(index_copy) != version
+    assert read_manifest(index_copy)["format_version"] == 2 and live_version(index_copy) != before
     assert set(engine.index.policies) == {p["id"] for p in m["policies"]} and "acme" in engine.index.policies
     assert engine.ask("how long does Acme keep my résumé?").citations[0].policy_id == "acme"
+
+
+def test_adding_to_an_index_of_the_previous_format_upgrades_it_first(index_copy, encoder):
+    from index.library import add_text
+
+    m = as_format_1(index_copy)
+    report = add_text(index_copy, "Cookies\nBeta Careers never uses cookies for advertising.", company="Beta Careers",
+                      encoder=encoder)
+    assert [c.action for c in report.changes] == ["added"]
+    index = read_index(index_copy)
+    assert set(index.policies) == {p["id"] for p in m["policies"]} | {report.changes[0].id}
+    assert len(index.heading_embeddings) and len(index.passage_heading) == len(index.passages)
 
 
 def test_model_mismatch_is_refused(default_index, index_copy):
