@@ -210,6 +210,12 @@ def _short(text: str, n: int = 120) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _cited(citation: dict | None, field: str = "text") -> str:
+    if citation is None:
+        return "no citation"
+    return f"{citation['policy_id']} › {citation['section'] or '—'}: “{_short(citation[field])}”"
+
+
 def failure_list(records: list[dict], questions: dict[str, dict]) -> str:
     lines = []
     misses = [r for r in records if r["hit1"] == 0.0]
@@ -226,7 +232,7 @@ def failure_list(records: list[dict], questions: dict[str, dict]) -> str:
         for e in q["evidence"]:
             lines.append(f"  - expected [{e['policy']}]: “{_short(e['text'])}”")
         for n, c in enumerate(r["citations"], start=1):
-            lines.append(f"  - cited [{n}] {c['policy_id']} › {c['section'] or '—'}: “{_short(c['text'])}”")
+            lines.append(f"  - cited [{n}] {_cited(c)}")
     hl = [r for r in records if r["hit1"] == 1.0 and r["highlight_hit1"] == 0.0]
     lines.append(f"\n### Highlight misses: right clause, highlight misses the evidence ({len(hl)})\n")
     for r in hl:
@@ -237,17 +243,13 @@ def failure_list(records: list[dict], questions: dict[str, dict]) -> str:
     refused = [r for r in records if r["abstained"] and not r["not_addressed"]]
     lines.append(f"\n### False refusals: answerable but abstained ({len(refused)})\n")
     for r in refused:
-        q = questions[r["id"]]
-        top = r["citations"][0] if r["citations"] else None
-        got = f"{top['policy_id']} › {top['section']}: “{_short(top['text'])}”" if top else "no citation"
-        lines.append(f"- **{r['id']}** ({r['kind']}, hit@1={fmt(r['hit1'], '{:.0f}')}) {q['question']}\n  - top citation: {got}")
+        got = _cited(r["citations"][0] if r["citations"] else None)
+        lines.append(f"- **{r['id']}** ({r['kind']}, hit@1={fmt(r['hit1'], '{:.0f}')}) {questions[r['id']]['question']}\n  - top citation: {got}")
     answered = [r for r in records if r["not_addressed"] and not r["abstained"]]
     lines.append(f"\n### Missed abstentions: not addressed but answered ({len(answered)})\n")
     for r in answered:
-        q = questions[r["id"]]
-        top = r["citations"][0] if r["citations"] else None
-        got = f"{top['policy_id']} › {top['section']}: “{_short(top['highlight'])}”" if top else "no citation"
-        lines.append(f"- **{r['id']}** ({r['kind']}) {q['question']}\n  - answered from: {got}")
+        got = _cited(r["citations"][0] if r["citations"] else None, "highlight")
+        lines.append(f"- **{r['id']}** ({r['kind']}) {questions[r['id']]['question']}\n  - answered from: {got}")
     errors = [r for r in records if r.get("error")]
     if errors:
         lines.append(f"\n### Errors ({len(errors)})\n")
