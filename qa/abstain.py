@@ -7,6 +7,8 @@ thesaurus maps them to) occur anywhere in the policies asked about.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +25,25 @@ def common_words() -> frozenset[str]:
     lines = Path(__file__).with_name("stopwords.txt").read_text(encoding="utf-8").splitlines()
     words = [w for line in lines if not line.startswith("#") for w in line.split()]
     return frozenset(words) | frozenset(tokenize(" ".join(words)))
+
+
+# What a question about these policies talks about, whichever words it uses: the sites and companies
+# themselves, or personal data and what is done with it. Deliberately broad: it only decides for a
+# question that names no policy, and letting an off-topic one through costs less than refusing a real one.
+_ON_TOPIC = re.compile(
+    r"\b(data|info\w*|details?|personal|privacy|polic(y|ies)|cookies?|localstorage|track\w*|analytics?|brows\w*"
+    r"|ads?|advert\w*|marketing|e-?mails?|newsletters?|mail magazines?|spam|shar\w*|sell\w*|sold|delet\w*|eras\w*"
+    r"|remov\w*|consent\w*|opt[- ]?out|accounts?|profiles?|r[eé]sum[eé]s?|cvs?|records?|recording|leak\w*|hack\w*"
+    r"|breach\w*|secur\w*|third[- ]part\w*|disclos\w*|collect\w*|stor(e|es|ed|ing|age)|retain\w*|retention|keeps?"
+    r"|kept|access\w*|correct\w*|complain\w*|contact\w*|requests?|employers?|recruiters?|applications?"
+    r"|interviews?|sites?|websites?|apps?|services?|compan(y|ies)|operators?|agenc(y|ies))\b"
+)
+
+
+def about_the_policies(question: str) -> bool:
+    """Whether a question that names no policy asks about job sites or personal data at all:
+    "what's the minimum wage in Tokyo?" does not, however near "Tokyo" in an address it lands."""
+    return bool(_ON_TOPIC.search(unicodedata.normalize("NFKC", question).casefold()))
 
 
 def policy_vocabularies(index: StoredIndex) -> dict[str, frozenset[str]]:

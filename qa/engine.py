@@ -15,7 +15,7 @@ from index.embed import Encoder
 from index.lexical import tokenize
 from index.store import IndexLoadError, StoredIndex, read_index
 from index.types import Answer, Citation, Hit
-from qa.abstain import coverage, policy_vocabularies
+from qa.abstain import about_the_policies, coverage, policy_vocabularies
 from qa.compose import compose_answer
 from qa.expand import expand
 from qa.highlight import highlight_span
@@ -54,6 +54,9 @@ class Settings:
     min_coverage: float = 0.5
     strong_evidence: float = 0.45
     min_coverage_always: float = 0.2
+    # A question naming no policy that talks of neither job sites nor personal data is off-topic
+    # (qa.abstain.about_the_policies), however well "Tokyo" or "Japan" match an address or a name.
+    off_topic_check: bool = True
 
 
 def clean_question(question: object) -> str:
@@ -162,8 +165,10 @@ class Engine:
         searched = scope or list(self.index.policies)
         covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC)
         settings = self.settings
+        off_topic = settings.off_topic_check and not scope and not about_the_policies(query)
         abstained = (
             not citations
+            or off_topic
             or covered < settings.min_coverage_always
             or (covered < settings.min_coverage and evidence < settings.strong_evidence)
         )

@@ -1,6 +1,9 @@
 """Retrieval, abstention, alias resolution and the Answer contract, on the real model and index."""
+from dataclasses import replace
+
 import pytest
 
+from qa.abstain import about_the_policies
 from qa.engine import QuestionError
 from qa.resolve import name_patterns, resolve_policies
 
@@ -39,6 +42,9 @@ def test_question_naming_no_company_draws_on_several(engine):
 
 @pytest.mark.parametrize("question,lead", [
     ("what is the weather in Osaka tomorrow?", "The policies do not say"),
+    # off-topic, yet "Tokyo"/"Japan" match addresses and company names well enough to be quoted without the check
+    ("what's the minimum wage in Tokyo right now?", "The policies do not say"),
+    ("how do I get a working visa for Japan?", "The policies do not say"),
     ("does JapanWork use my data to train AI models?", "The JapanWork policy does not say"),
     ("how long does JACCES keep my personal info?", "The JACCES policy does not say"),
 ])
@@ -47,6 +53,28 @@ def test_unaddressed_questions_abstain_and_show_closest_clauses(engine, question
     assert answer.abstained
     assert answer.answer.startswith(lead)
     assert len(answer.citations) == 3 and "[1]" in answer.answer
+
+
+@pytest.mark.parametrize("question,on_topic", [
+    ("which job sites share my data with employers?", True),
+    ("who runs these sites?", True),
+    ("do any of them record my phone calls?", True),
+    ("can I get my résumé removed?", True),
+    ("what's the minimum wage in Tokyo right now?", False),
+    ("how many yen is 100 US dollars?", False),
+    ("is it rude to leave the office before my boss?", False),
+])
+def test_off_topic_means_neither_the_sites_nor_personal_data(question, on_topic):
+    assert about_the_policies(question) is on_topic
+
+
+def test_off_topic_check_applies_only_when_no_policy_is_named(engine):
+    # Naming a site makes it a question about that policy: answered or refused on coverage, not on topic.
+    question = "how do I get a working visa for Japan?"
+    unchecked = engine.with_settings(replace(engine.settings, off_topic_check=False))
+    assert engine.ask(question).abstained
+    scoped, scoped_unchecked = engine.ask(question, policy="gaijin-poole"), unchecked.ask(question, policy="gaijin-poole")
+    assert scoped.policies == ["gaijin-poole"] and scoped.to_dict()["answer"] == scoped_unchecked.to_dict()["answer"]
 
 
 def test_answerable_question_is_not_refused_and_quotes_its_citation(engine):
