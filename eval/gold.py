@@ -9,6 +9,10 @@ from eval.metrics import contains_evidence, hit_at_k, mrr_at_k, ndcg_at_k, relev
 
 EVAL_DIR = Path(__file__).resolve().parent
 SPLITS = ("dev", "test")
+# Questions written in Japanese about the same policies (evidence stays verbatim English): their own
+# dev and frozen test parts, scored and reported apart so the English figures stay comparable.
+JA_SPLITS = ("ja_dev", "ja_test")
+FROZEN = {"test": "test_split_sha256", "ja_test": "ja_test_split_sha256"}  # split -> its checksum in recorded.json
 KINDS = ("single", "unaddressed", "offtopic", "cross", "followup")
 NOT_ADDRESSED = ("unaddressed", "offtopic")  # the positive class of abstention
 RECORDED = EVAL_DIR / "recorded.json"
@@ -19,12 +23,13 @@ def split_path(split: str) -> Path:
 
 
 def load_questions(split: str = "all") -> list[dict]:
-    """Gold rows of `split` ("dev", "test" or "all"), each with an added "split" key."""
-    splits = SPLITS if split == "all" else (split,)
+    """Gold rows of `split` ("dev", "test", "all" = both English ones; "ja_dev", "ja_test", "ja" = both
+    Japanese ones), each with an added "split" key."""
+    splits = {"all": SPLITS, "ja": JA_SPLITS}.get(split, (split,))
     rows = []
     for s in splits:
-        if s not in SPLITS:
-            raise ValueError(f"unknown split {s!r}; use dev, test or all")
+        if s not in SPLITS + JA_SPLITS:
+            raise ValueError(f"unknown split {s!r}; use dev, test, all, ja_dev, ja_test or ja")
         with open(split_path(s), encoding="utf-8") as f:
             rows.extend({**json.loads(line), "split": s} for line in f if line.strip())
     return rows

@@ -375,6 +375,7 @@ def record(results: dict) -> None:
                  "tests/test_eval_regression.py fail when hit@1 or highlight-hit@1 on dev+test drop > 3 points. "
                  "Re-record with `python -m eval --record` after a deliberate change.",
         "test_split_sha256": file_sha256(split_path("test")),
+        "ja_test_split_sha256": file_sha256(split_path("ja_test")),
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "policyqa": {s: {k: m[k] for k in keep} for s, m in _jsonable(results["policyqa"]["metrics"]).items()},

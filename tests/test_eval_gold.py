@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import pytest
 
-from eval.gold import KINDS, NOT_ADDRESSED, RECORDED, file_sha256, load_questions, load_recorded, split_path
+from eval.gold import FROZEN, KINDS, NOT_ADDRESSED, RECORDED, file_sha256, load_questions, load_recorded, split_path
 from index.corpus import load_corpus
 
 POLICIES = {p.id: p.text for p in load_corpus()}
-ROWS = load_questions("all")
+ROWS = load_questions("all") + load_questions("ja")
 
 
 def test_splits_are_the_expected_size():
     assert sum(r["split"] == "dev" for r in ROWS) == 172  # 99 first written + 73 added later (x063 dropped: it repeated a test question)
     assert sum(r["split"] == "test" for r in ROWS) == 47
+    assert sum(r["split"] == "ja_dev" for r in ROWS) == 43
+    assert sum(r["split"] == "ja_test" for r in ROWS) == 24
+
+
+def test_japanese_questions_are_written_in_japanese():
+    japanese = [r for r in ROWS if r["split"].startswith("ja_")]
+    assert all(any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in r["question"]) for r in japanese)
+    # every default policy is asked about, and the refusals are tested too
+    assert {p for r in japanese for p in r["policies"]} == set(POLICIES)
+    assert {r["kind"] for r in japanese} >= {"single", "unaddressed", "offtopic"}
 
 
 def test_ids_are_unique_across_splits():
@@ -41,9 +51,11 @@ def test_questions_are_not_duplicated():
         seen[key] = r["id"]
 
 
-def test_test_split_is_frozen():
+@pytest.mark.parametrize("split", sorted(FROZEN))
+def test_test_split_is_frozen(split):
     recorded = load_recorded()
-    assert "test_split_sha256" in recorded, f"{RECORDED} holds no checksum of the test split"
-    assert file_sha256(split_path("test")) == recorded["test_split_sha256"], (
-        "eval/questions_test.jsonl changed: the held-out split is frozen; add new questions to the dev split"
+    key = FROZEN[split]
+    assert key in recorded, f"{RECORDED} holds no checksum of the {split} split"
+    assert file_sha256(split_path(split)) == recorded[key], (
+        f"{split_path(split).name} changed: the held-out split is frozen; add new questions to its dev split"
     )
