@@ -98,6 +98,15 @@ def _previous_index(out: Path) -> StoredIndex | None:
         return None
 
 
+def _stored_keys(old: StoredIndex) -> list[str]:
+    """Content keys of an existing index's heading rows then sentence rows (the multilingual vectors' order)."""
+    sentences = []
+    for row, (s, e) in zip(old.sentence_passage, old.sentence_spans):
+        passage = old.passages[row]
+        sentences.append(_text_key(sentence_embedding_text(passage, old.policies[passage.policy_id].text[s:e])))
+    return [_text_key(h) for h in heading_rows(old.passages)[0]] + sentences
+
+
 def _previous_vectors(old: StoredIndex | None, model: str) -> dict[str, np.ndarray]:
     """Embeddings an existing index already holds, by content hash, if built by `model`."""
     if old is None or old.model != model:
@@ -120,6 +129,7 @@ def build_index(
     reuse: bool = True,
     previous: StoredIndex | None = None,
     reuse_parsed: bool = False,
+    multilingual="default",
 ) -> dict:
     """Build (or rebuild) the index at `out` from `policies`; returns timing and count figures.
     Text already embedded by the same model in the index at `out` is not embedded again.
@@ -127,7 +137,9 @@ def build_index(
     `previous`: the index at `out` if the caller has it loaded already (it is not read twice).
     `reuse_parsed`: take the passages of a policy whose text (sha256) and chunk settings are
     unchanged from `previous` instead of parsing it again (incremental adds to a large index).
-    A policy keeps its `added` time while its text is unchanged."""
+    A policy keeps its `added` time while its text is unchanged.
+    `multilingual`: the encoder of the vectors kept beside the dense model's for questions in other
+    languages (index.multilingual); "default" is multilingual-e5 (index.e5), None builds without."""
     t0 = time.perf_counter()
     old = previous if previous is not None else (_previous_index(Path(out)) if reuse or reuse_parsed else None)
     old_entries = {e["id"]: e for e in old.manifest["policies"]} if old is not None else {}
@@ -175,6 +187,22 @@ def build_index(
     sentence_keys = [k for k in missing if k not in ranked]
     vectors = dict(known)
     t_known = time.perf_counter()
+    # The multilingual vectors are encoded in a second thread meanwhile: both encoders run one thread
+    # and release the GIL in their native code, so on two cores the build takes the longer of the two.
+    from index import multilingual as ml
+
+    ml_encoder = ml.default_encoder() if multilingual == "default" else multilingual
+    pending_multilingual = None
+    if ml_encoder is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        old_keys = _stored_keys(old) if reuse and getattr(old, "multilingual", None) is not None else []
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="multilingual")
+        pending_multilingual = pool.submit(
+            ml.encode, ml_encoder, list(zip(heading_keys, headings)), [(_text_key(t), t) for t in sentence_texts],
+            np.array(sentence_rows, dtype=np.int64), len(passages), ml.previous_vectors(old, ml_encoder.name, old_keys),
+        )
+        pool.shutdown(wait=False)
     bar = _progress_bar(len(missing)) if progress and missing else None
     # Timed apart: passages and headings rank, sentences only choose the highlight.
     vectors.update(_encode(encoder, passage_keys + new_heading_keys, missing, bar))
@@ -189,6 +217,8 @@ def build_index(
     )
     heading_embeddings = np.stack([vectors[k] for k in heading_keys]) if headings else np.zeros((0, dim), np.float32)
     t_embed = time.perf_counter()
+    ml_vectors, ml_embedded = pending_multilingual.result() if pending_multilingual is not None else (None, 0)
+    t_multilingual = time.perf_counter()
 
     vocab, bm25 = build_bm25([tokenize(p.embedding_text()) for p in passages])
     dense = make_dense_index(embeddings)
@@ -204,19 +234,22 @@ def build_index(
         "policies": policy_entries,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if ml_vectors is not None:
+        manifest[ml.ROLE] = {"name": ml_vectors.name, "dimension": ml_vectors.dimension, "file": ml.FILE}
     query_encoder = export_query_encoder(encoder, manifest)
     version = write_index(
         Path(out), manifest, policies, passages, embeddings, dense, vocab, bm25,
         np.array(sentence_rows, dtype=np.int32), np.array(spans, dtype=np.int32).reshape(-1, 2), sentence_embeddings,
-        passage_heading, heading_embeddings, query_encoder=query_encoder,
+        passage_heading, heading_embeddings, query_encoder=query_encoder, multilingual=ml_vectors,
     )
     t_end = time.perf_counter()
     return {
         "path": str(version), "policies": len(policies), "passages": len(passages), "sentences": len(sentence_texts),
         "embedded": len(missing), "reused": len(wanted) - len(missing),
         "embedded_passages": len(passage_keys), "embedded_headings": len(new_heading_keys),
-        "embedded_sentences": len(sentence_keys),
-        "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_embed, "total": t_end - t0,
+        "embedded_sentences": len(sentence_keys), "embedded_multilingual": ml_embedded,
+        "seconds": {"parse": t_parse - t0, "embed": t_embed - t_parse, "write": t_end - t_multilingual, "total": t_end - t0,
+                    "embed_multilingual": t_multilingual - t_embed,
                     "read_previous": t_read - t0, "embed_passages": t_sentences - t_known, "embed_sentences": t_embed - t_sentences},
     }
 

@@ -3,6 +3,7 @@
     DIR/CURRENT          name of the live version directory (replaced atomically with os.replace)
     DIR/v-<stamp>/       manifest.json, passages.jsonl, embeddings.npy, dense.faiss,
                          sentences.npz, headings.npz, lexical.npz, lexical_vocab.json, policies/<id>.txt,
+                         multilingual.npz (the multilingual encoder's vectors, index.multilingual),
                          query_encoder/ (ONNX query encoder, hard links to one export per model)
 
 A build writes a new version directory, fsyncs it, then swaps CURRENT: a crash at any point leaves
@@ -52,6 +53,7 @@ class StoredIndex:
     passage_heading: np.ndarray  # (n,) row of the passage's heading in heading_embeddings, -1 for none
     heading_embeddings: np.ndarray  # (h, d) float32, one per distinct heading
     policy_rows: dict[str, np.ndarray] = field(default_factory=dict)  # policy id -> passage rows
+    multilingual: object = None  # index.multilingual.MultilingualVectors, when the index was built with them
 
     @property
     def model(self) -> str:
@@ -108,6 +110,7 @@ def write_index(
     passage_heading: np.ndarray,
     heading_embeddings: np.ndarray,
     query_encoder: Path | None = None,
+    multilingual=None,
 ) -> Path:
     """Write a complete new version beside the live one, then make it live. Returns its path.
     `query_encoder`: a directory of exported query-encoder files, linked into the version."""
@@ -143,6 +146,10 @@ def write_index(
 
         link_files(Path(query_encoder), staging / QUERY_ENCODER)
         _fsync_dir(staging / QUERY_ENCODER)
+    if multilingual is not None:
+        from index import multilingual as ml
+
+        ml.save(multilingual, staging / ml.FILE)
     # The manifest goes last: a version directory without one is never taken for complete.
     _write_file(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     _fsync_dir(staging / "policies")
@@ -248,6 +255,11 @@ def _read_index(directory: Path) -> StoredIndex:
         bm25 = sparse.load_npz(version / "lexical.npz").tocsc()
         vocab = json.loads((version / "lexical_vocab.json").read_text(encoding="utf-8"))
         policies = _load_policies(version, manifest, hint)
+        multilingual = None
+        if manifest.get("multilingual"):
+            from index import multilingual as ml
+
+            multilingual = ml.load(version / manifest["multilingual"].get("file", ml.FILE), manifest["multilingual"]["name"])
     except IndexLoadError:
         raise
     except Exception as e:  # numpy, faiss, scipy and json each fail their own way on a damaged file
@@ -263,6 +275,10 @@ def _read_index(directory: Path) -> StoredIndex:
         (len(passage_heading) == n and heading_embeddings.ndim == 2 and heading_embeddings.shape[1] == dim
          and (len(passage_heading) == 0 or int(passage_heading.max()) < len(heading_embeddings)), "heading arrays disagree"),
         (all(p.policy_id in policies for p in passages), "passages name policies the manifest lacks"),
+        (multilingual is None or (
+            multilingual.embeddings.shape == (n, manifest["multilingual"]["dimension"])
+            and len(multilingual.sentence_embeddings) == len(sentence_passage)
+            and len(multilingual.heading_embeddings) == len(heading_embeddings)), "multilingual vectors disagree"),
     ]
     for ok, what in checks:
         if not ok:
@@ -273,4 +289,5 @@ def _read_index(directory: Path) -> StoredIndex:
         grouped[p.policy_id].append(row)
     policy_rows = {pid: np.array(rows, dtype=np.intp) for pid, rows in grouped.items()}
     return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
-                       sentence_passage, sentence_spans, sentence_embeddings, passage_heading, heading_embeddings, policy_rows)
+                       sentence_passage, sentence_spans, sentence_embeddings, passage_heading, heading_embeddings, policy_rows,
+                       multilingual)

@@ -99,6 +99,7 @@ class Answer:
     policies: list[str]
     citations: list[Citation]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    language: str = "en"  # the question's ("en", "ja"): the answer's own words are in it, the quotes stay English
 
     def to_dict(self) -> dict:
         return {
@@ -108,4 +109,5 @@ class Answer:
             "policies": list(self.policies),
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "language": self.language,
         }

@@ -15,9 +15,10 @@ def normalise(text: str) -> str:
 
 def _name_pattern(name: str) -> re.Pattern:
     # Allow any spacing/hyphenation between the letters of a name, but demand word edges so that
-    # "en japan" does not fire inside "open japanese".
+    # "en japan" does not fire inside "open japanese" (nor "ガイジンプール" inside a longer katakana word;
+    # Japanese has no spaces, so a kanji or hiragana neighbour is an edge).
     core = r"[\s\-_.・]*".join(re.escape(ch) for ch in normalise(name))
-    return re.compile(rf"(?<![a-z0-9]){core}(?![a-z0-9])")
+    return re.compile(rf"(?<![a-z0-9\u30a1-\u30fa\u30fc]){core}(?![a-z0-9\u30a1-\u30fa\u30fc])")
 
 
 def name_patterns(policies: dict[str, Policy]) -> list[tuple[re.Pattern, str, str]]:
