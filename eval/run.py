@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from eval.gold import EVAL_DIR, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
+from eval.gold import EVAL_DIR, JA_SPLITS, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
 from eval.metrics import abstention, collapse, hit_at_k, mean, percentile
 
 REPORTS = EVAL_DIR / "reports"
@@ -164,6 +164,17 @@ def table_rows(results: dict, split: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def japanese_table_rows(results: dict, split: str) -> tuple[list[str], list[list[str]]]:
+    """Table rows of PolicyQA on the Japanese questions of one split: as shipped, and with its
+    multilingual path switched off (the English-only pipeline, as before it existed)."""
+    header = ["system"] + [title for _, title, _ in COLUMNS] + ["refused"]
+    ja = results["policyqa"]["japanese"]
+    rows = []
+    for name, m in (("policyqa", ja["metrics"][split]), ("policyqa:english-only", ja["english_only"][split])):
+        rows.append([name] + [fmt(m.get(key), spec) for key, _, spec in COLUMNS] + [str(m["abstain_counts"]["fp"])])
+    return header, rows
+
+
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -280,6 +291,19 @@ def write_report(results: dict, meta: dict, splits: list[str], records_of: dict,
         n = next(iter(results.values()))["metrics"][split]
         parts += [f"## {split} ({n['questions']} questions, {n['answerable']} answerable)", "",
                   markdown_table(*table_rows(results, split)), ""]
+    if "japanese" in results.get("policyqa", {}):
+        parts += ["## Questions in Japanese", "",
+                  "Written as job seekers in Japan would type them (eval/questions_ja_{dev,test}.jsonl; the test part is "
+                  "frozen); evidence is the policies' English text. `policyqa:english-only` is the same engine with "
+                  "its multilingual path switched off (as before it existed). `refused` counts answerable questions "
+                  "abstained on.", ""]
+        for split in [*JA_SPLITS, "all"]:
+            n = results["policyqa"]["japanese"]["metrics"][split]
+            parts += [f"### Japanese {split} ({n['questions']} questions, {n['answerable']} answerable)", "",
+                      markdown_table(*japanese_table_rows(results, split)), ""]
+        ja_records = results["policyqa"]["japanese"]["records"]
+        parts += ["### PolicyQA failures on the Japanese questions", "",
+                  failure_list(ja_records, {q["id"]: q for q in load_questions("ja")}), ""]
     parts += ["![hit@k](hitk.png)", "", "![latency](latency.png)", "",
               "Notes: latency is dominated by encoding the question (one MiniLM forward pass) and depends on what "
               "else the machine is doing; compare systems within one run, and see `policyqa bench` for the product's "
@@ -359,7 +383,12 @@ def results_json(results: dict, meta: dict) -> str:
              "ranked": [[c["policy_id"], c["start"], c["end"]] for c in x["ranked_citations"]]}
             for x in r["records"]
         ]
-        slim[name] = {k: v for k, v in r.items() if k != "records"} | {"records": records}
+        slim[name] = {k: v for k, v in r.items() if k not in ("records", "japanese")} | {"records": records}
+        if "japanese" in r:
+            slim[name]["japanese"] = {k: v for k, v in r["japanese"].items() if k != "records"} | {"records": [
+                {**{k: v for k, v in x.items() if k not in ("citations", "ranked_citations", "all_chars")},
+                 "cited": [[c["policy_id"], c["start"], c["end"], c["highlight_start"], c["highlight_end"]] for c in x["citations"]]}
+                for x in r["japanese"]["records"]]}
     body = {"meta": meta, "record_fields": "cited: [policy, start, end, highlight_start, highlight_end] of the k=3 "
             "citations; ranked: [policy, start, end] of the k=10 ones (offsets in the policy text)", "systems": slim}
     return json.dumps(_jsonable(body), ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -379,6 +408,7 @@ def record(results: dict) -> None:
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "policyqa": {s: {k: m[k] for k in keep} for s, m in _jsonable(results["policyqa"]["metrics"]).items()},
+        "policyqa_japanese": {s: {k: m[k] for k in keep} for s, m in _jsonable(results["policyqa"]["japanese"]["metrics"]).items()},
     })
     write_atomic(RECORDED, json.dumps(recorded, indent=2, ensure_ascii=False) + "\n")
 
@@ -405,12 +435,15 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
     from index.corpus import load_corpus
     from index.embed import Encoder
     from index.store import read_index
+    from dataclasses import replace
+
     from qa.engine import Engine, Settings
 
     t_start = time.perf_counter()
     threads = set_threads()
     splits = list(SPLITS) if split == "all" else [split]
     questions = load_questions(split)
+    japanese = load_questions("ja")
     extra = [q for q in load_questions("all") if q["split"] not in splits] if check_all else []
     t0 = time.perf_counter()
     encoder = encoder or Encoder()
@@ -440,6 +473,15 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
                 records = run_system(system, questions, bar)
                 results[system.name] = {"kind": system.kind, "about": system.about, "records": records,
                                         "metrics": by_split(records, splits)}
+            # Questions in Japanese: PolicyQA as shipped, and without its multilingual path (the
+            # English-only pipeline they had before), scored apart from the English splits.
+            bar.total += 4 * len(japanese)
+            bar.set_description("eval policyqa (Japanese)")
+            records = run_system(systems[0], japanese, bar)
+            results["policyqa"]["japanese"] = {"records": records, "metrics": by_split(records, list(JA_SPLITS))}
+            bar.set_description("eval policyqa english-only (Japanese)")
+            english_only = EngineSystem("policyqa:english-only", engine.with_settings(replace(engine.settings, multilingual=False)))
+            results["policyqa"]["japanese"]["english_only"] = by_split(run_system(english_only, japanese, bar), list(JA_SPLITS))
             if extra:
                 bar.set_description("eval policyqa (check)")
                 everything = results["policyqa"]["records"] + run_system(systems[0], extra, bar)
@@ -459,6 +501,10 @@ def main(args) -> int:
         n = results["policyqa"]["metrics"][s]
         print(f"\n{s}: {n['questions']} questions ({n['answerable']} answerable)")
         print(text_table(*table_rows(results, s)))
+    for s in [*JA_SPLITS, "all"]:
+        n = results["policyqa"]["japanese"]["metrics"][s]
+        print(f"\nJapanese {s}: {n['questions']} questions ({n['answerable']} answerable)")
+        print(text_table(*japanese_table_rows(results, s)))
     print(f"\nmodel load {meta['model_load_s']:.1f} s · index build {meta['index_build_s']:.1f} s · whole run {meta['total_s']:.0f} s")
 
     REPORTS.mkdir(parents=True, exist_ok=True)
@@ -481,6 +527,11 @@ def main(args) -> int:
         problems = check(metrics_all, recorded)
         if recorded.get("test_split_sha256") and recorded["test_split_sha256"] != file_sha256(split_path("test")):
             problems.append("eval/questions_test.jsonl changed since it was frozen (sha256 differs from recorded.json)")
+        if recorded.get("ja_test_split_sha256") and recorded["ja_test_split_sha256"] != file_sha256(split_path("ja_test")):
+            problems.append("eval/questions_ja_test.jsonl changed since it was frozen (sha256 differs from recorded.json)")
+        if "policyqa_japanese" in recorded:
+            problems += [f"Japanese {p}" for p in check(results["policyqa"]["japanese"]["metrics"]["all"],
+                                                        {"policyqa": recorded["policyqa_japanese"]})]
         base = recorded.get("policyqa", {}).get("all", {})
         summary = ", ".join(f"{k} {metrics_all[k]:.3f} (recorded {fmt(base.get(k))})" for k in CHECKED)
         if problems:

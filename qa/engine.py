@@ -63,7 +63,7 @@ class Settings:
     # higher than MiniLM's, so they have their own thresholds, chosen on the Japanese dev questions:
     # refuse when under this share of the question's glossary terms occur in the policy and the best
     # sentence is not a near match, or whenever the best sentence is a weak match.
-    ja_min_coverage: float = 0.6
+    ja_min_coverage: float = 0.5
     ja_strong_evidence: float = 1.0
     ja_min_evidence: float = 0.78
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
