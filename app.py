@@ -133,6 +133,41 @@ def looks_non_english(question: str) -> bool:
     return latin < 0.5 * len(letters)
 
 
+# The page's own words around an answer follow the question's language (Answer.language); the
+# quoted clauses stay as the policies say them.
+LABELS = {
+    "en": {
+        "sources": "Sources", "copy": "Copy answer", "copied": "Copied", "searched": "Searched:", "quoted": "Quoted:",
+        "nothing": "nothing", "all": "all {n} policies", "not_answered": "Not answered by the policies.",
+        "abstain_one": "The policy searched does not say anything that answers this question. The closest clauses are below so you can check for yourself.",
+        "abstain_many": "The policies searched do not say anything that answers this question. The closest clauses are below so you can check for yourself.",
+        "compare": "Compare: what each policy says", "company": "Company", "says": "What the policy says", "source": "Source",
+        "missing": "Not among the closest clauses: {names}. Pick one in the policy menu to ask it directly.",
+        "closest": "Closest clauses", "quoted_clauses": "Quoted clauses", "show": "Show in the full policy ›",
+        "untitled": "(untitled clause)", "full": "Full policy", "close": "Close", "policy_name": "{name} — privacy policy{date}",
+        "dated": ", dated {date}", "footer": "Quoted from the companies' privacy policies by PolicyQA; not legal advice.",
+        "reasons": {},
+    },
+    "ja": {
+        "sources": "出典", "copy": "回答をコピー", "copied": "コピーしました", "searched": "検索したポリシー:", "quoted": "引用元:",
+        "nothing": "なし", "all": "全{n}件のポリシー", "not_answered": "ポリシーに答えが書かれていません。",
+        "abstain_one": "検索したポリシーには、この質問に答える記載がありません。近い条項を下に示しますので、ご自身でも確かめてください。",
+        "abstain_many": "検索したポリシーには、この質問に答える記載がありません。近い条項を下に示しますので、ご自身でも確かめてください。",
+        "compare": "比較: 各ポリシーの記載", "company": "会社", "says": "ポリシーの記載（原文）", "source": "出典",
+        "missing": "近い条項に含まれなかったポリシー: {names}。ポリシーのメニューで選ぶと、そのポリシーだけに質問できます。",
+        "closest": "近い条項", "quoted_clauses": "引用した条項", "show": "ポリシー全文で見る ›",
+        "untitled": "（見出しのない条項）", "full": "ポリシー全文", "close": "閉じる", "policy_name": "{name} — プライバシーポリシー{date}",
+        "dated": "（{date}付）", "footer": "PolicyQA が各社のプライバシーポリシー（英語の原文）から引用したものです。法的助言ではありません。",
+        "reasons": {"named in your question": "質問に名前があったため", "chosen in the policy menu": "ポリシーのメニューで選択",
+                    "from your earlier question": "前の質問から"},
+    },
+}
+
+
+def labels(answer: dict) -> dict:
+    return LABELS.get(answer.get("language") or "en", LABELS["en"])
+
+
 # ---------------------------------------------------------------------------------------------
 # One answer -> what the page shows.
 
@@ -183,11 +218,12 @@ def _short(policies: dict, policy_id: str) -> str:
 def plain_answer(turn: Turn) -> str:
     """The answer and its sources as plain text, for the Copy button."""
     a = turn.answer
-    lines = [a["answer"], "", "Sources:"]
+    words = labels(a)
+    lines = [a["answer"], "", f"{words['sources']}:"]
     for c in a["citations"]:
         lines.append(f"[{c['n']}] {_name(turn.policies, c['policy_id'])} — {c['section']}")
         lines.append("    " + " ".join(c["text"].split()))
-    lines += ["", "Quoted from the companies' privacy policies by PolicyQA; not legal advice."]
+    lines += ["", words["footer"]]
     return "\n".join(lines)
 
 
@@ -245,35 +281,36 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
             f'<p>{esc_html(message or "Ask a question: the clauses each answer quotes appear here, one card per citation. Click a card to read it in the whole policy.")}</p></div>'
         )
     a, t = turn.answer, turn.number
+    words = labels(a)
     cites = a["citations"]
     searched = a["policies"]
     all_ids = sorted(turn.policies)
     if sorted(searched) == all_ids and len(all_ids) > 1:
-        scope = f"all {len(all_ids)} policies"
+        scope = words["all"].format(n=len(all_ids))
     else:
         scope = ", ".join(_short(turn.policies, p) for p in searched)
     if turn.scope_reason:
-        scope += f" ({turn.scope_reason})"
+        scope += f" ({words['reasons'].get(turn.scope_reason, turn.scope_reason)})"
     quoted = []
     for c in cites:
         if c["policy_id"] not in quoted:
             quoted.append(c["policy_id"])
-    out = [f'<div class="pq-sources" data-turn="{t}">', '<div class="pq-head"><h2 class="pq-title">Sources</h2>',
-           '<button type="button" class="pq-btn pq-copy" data-pq-copy>Copy answer</button></div>',
-           f'<p class="pq-scope"><span>Searched:</span> {esc_html(scope)}<br><span>Quoted:</span> '
-           f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or "nothing")}</p>',
+    lang = esc_html(a.get("language") or "en")
+    out = [f'<div class="pq-sources" data-turn="{t}" lang="{lang}">', f'<div class="pq-head"><h2 class="pq-title">{words["sources"]}</h2>',
+           f'<button type="button" class="pq-btn pq-copy" data-pq-copy data-label="{words["copy"]}" data-done="{words["copied"]}">{words["copy"]}</button></div>',
+           f'<p class="pq-scope"><span>{words["searched"]}</span> {esc_html(scope)}<br><span>{words["quoted"]}</span> '
+           f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or words["nothing"])}</p>',
            f'<pre class="pq-plain" hidden>{esc_html(plain_answer(turn))}</pre>']
     if a["abstained"]:
         out.append(
-            '<p class="pq-abstain" role="status"><strong>Not answered by the policies.</strong> '
-            f'{"The policy searched does" if len(searched) == 1 else "The policies searched do"} not say anything '
-            "that answers this question. The closest clauses are below so you can check for yourself.</p>"
+            f'<p class="pq-abstain" role="status"><strong>{words["not_answered"]}</strong> '
+            f'{words["abstain_one"] if len(searched) == 1 else words["abstain_many"]}</p>'
         )
     rows = compare_rows(turn)
     if not a["abstained"] and len(rows) > 1:
-        out.append('<table class="pq-compare"><caption>Compare: what each policy says</caption>'
-                   '<thead><tr><th scope="col">Company</th><th scope="col">What the policy says</th>'
-                   '<th scope="col">Source</th></tr></thead><tbody>')
+        out.append(f'<table class="pq-compare"><caption>{words["compare"]}</caption>'
+                   f'<thead><tr><th scope="col">{words["company"]}</th><th scope="col">{words["says"]}</th>'
+                   f'<th scope="col">{words["source"]}</th></tr></thead><tbody>')
         for r in rows:
             out.append(
                 f'<tr><th scope="row">{esc_html(r["company"])}</th><td>“{esc_html(r["quote"])}”</td>'
@@ -283,35 +320,33 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
         out.append("</tbody></table>")
         missing = [p for p in searched if p not in {r["policy_id"] for r in rows}]
         if missing:
-            out.append(
-                f'<p class="pq-note">Not among the closest clauses: {esc_html(", ".join(_short(turn.policies, p) for p in missing))}. '
-                "Pick one in the policy menu to ask it directly.</p>"
-            )
-    out.append(f'<ol class="pq-cards" aria-label="{"Closest clauses" if a["abstained"] else "Quoted clauses"}">')
+            names = esc_html(", ".join(_short(turn.policies, p) for p in missing))
+            out.append(f'<p class="pq-note">{words["missing"].format(names=names)}</p>')
+    out.append(f'<ol class="pq-cards" aria-label="{words["closest"] if a["abstained"] else words["quoted_clauses"]}">')
     for c in cites:
         label = f"Open citation {c['n']}, {_short(turn.policies, c['policy_id'])} {c['section']}, in the full policy"
         out.append(
             f'<li class="pq-card" id="pq-card-{t}-{c["n"]}" data-pq-cite="{t}-{c["n"]}">'
             f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c["n"]}" aria-label="{esc_html(label)}">'
             f'<span class="pq-n">[{c["n"]}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c["policy_id"]))}</span>'
-            f'<span class="pq-section">{esc_html(c["section"] or "(untitled clause)")}</span></button>'
+            f'<span class="pq-section">{esc_html(c["section"] or words["untitled"])}</span></button>'
             f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
-            f'<span class="pq-open" aria-hidden="true">Show in the full policy ›</span></li>'
+            f'<span class="pq-open" aria-hidden="true">{words["show"]}</span></li>'
         )
     out.append("</ol>")
-    out.append('<section class="pq-viewer" hidden aria-label="Full policy text">'
-               '<div class="pq-viewer-bar"><h3 class="pq-viewer-title">Full policy</h3>'
-               '<button type="button" class="pq-btn" data-pq-close>Close</button></div>')
+    out.append(f'<section class="pq-viewer" hidden aria-label="{words["full"]}">'
+               f'<div class="pq-viewer-bar"><h3 class="pq-viewer-title">{words["full"]}</h3>'
+               f'<button type="button" class="pq-btn" data-pq-close>{words["close"]}</button></div>')
     for policy_id in quoted:
         policy = turn.policies.get(policy_id)
         if policy is None:
             continue
         own = [c for c in cites if c["policy_id"] == policy_id]
-        date = f", dated {policy.date}" if policy.date else ""
+        date = words["dated"].format(date=policy.date) if policy.date else ""
         out.append(
-            f'<article class="pq-policy" data-policy="{esc_html(policy_id)}" hidden tabindex="-1" '
+            f'<article class="pq-policy" lang="en" data-policy="{esc_html(policy_id)}" hidden tabindex="-1" '
             f'aria-label="{esc_html(display_name(policy))} privacy policy">'
-            f'<p class="pq-policy-name">{esc_html(display_name(policy))} — privacy policy{esc_html(date)}</p>'
+            f'<p class="pq-policy-name">{esc_html(words["policy_name"].format(name=display_name(policy), date=date))}</p>'
             f'<div class="pq-policy-text">{policy_html(policy, own, t)}</div></article>'
         )
     for c in cites:  # which article and title each citation opens
@@ -370,8 +405,8 @@ async function copyAnswer(button) {
     try { document.execCommand('copy'); } catch (e2) {}
     area.remove();
   }
-  button.textContent = 'Copied';
-  setTimeout(() => { button.textContent = 'Copy answer'; }, 1500);
+  button.textContent = button.dataset.done || 'Copied';
+  setTimeout(() => { button.textContent = button.dataset.label || 'Copy answer'; }, 1500);
 }
 if (!window.__pqHandler) {
   window.__pqHandler = (event) => {
@@ -513,7 +548,7 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
     reason = _scope_reason(engine, data["question"], history, choice, data["policies"])
     turn = Turn(session["turn"], data, engine.index.policies, reason)
     note = ""
-    if looks_non_english(text):
+    if looks_non_english(text) and data.get("language", "en") == "en":
         note = ("PolicyQA reads the English versions of these policies and understands questions in English; "
                 "this question does not look English, so the match below may be poor. Try asking in English.")
     # Only the latest answer's [n] links point at cards on the page; earlier ones become plain text.

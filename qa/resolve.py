@@ -13,6 +13,9 @@ def normalise(text: str) -> str:
     return re.sub(r"[\s\-_.,・]+", "", text)
 
 
+_JAPANESE_NAME = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+
+
 def _name_pattern(name: str) -> re.Pattern:
     # Allow any spacing/hyphenation between the letters of a name, but demand word edges so that
     # "en japan" does not fire inside "open japanese" (nor "ガイジンプール" inside a longer katakana word;
@@ -26,7 +29,8 @@ def name_patterns(policies: dict[str, Policy]) -> list[tuple[re.Pattern, str, st
     rows = []
     for policy in policies.values():
         for name in policy.names():
-            if len(normalise(name)) >= 3:
+            # Three letters make a Latin-script name; two kana or kanji already do ("楽天").
+            if len(normalise(name)) >= (2 if _JAPANESE_NAME.search(name) else 3):
                 rows.append((_name_pattern(name), policy.id, name))
     return sorted(rows, key=lambda r: -len(r[2]))
 

@@ -79,8 +79,27 @@ def test_bad_question_is_a_chat_message(engine, question, words):
 
 
 def test_non_english_gets_a_note(engine):
-    messages, sources, _ = ask(engine, "ジャパンワークは私のデータを共有しますか？")
+    # Korean: neither English nor Japanese, so the English pipeline reads it and says the match may be poor
+    messages, sources, _ = ask(engine, "잡워크는 내 데이터를 공유합니까?")
     assert "English" in messages[-1]["content"] and sources
+
+
+def test_japanese_question_gets_japanese_words_and_english_quotes(engine):
+    messages, sources, _ = ask(engine, "ジャパンワークは私のデータを第三者と共有しますか？")
+    reply = messages[-1]["content"]
+    assert "English" not in reply  # no "ask in English" note: the question was read
+    assert reply.startswith("JapanWorkのプライバシーポリシーには次のように書かれています")
+    answer = engine.ask("ジャパンワークは私のデータを第三者と共有しますか？").to_dict()
+    assert answer["language"] == "ja" and not answer["abstained"]
+    assert {c["policy_id"] for c in answer["citations"]} == {"japanwork"}  # the katakana name scoped it
+    assert app.esc_html(answer["citations"][0]["highlight"]) in sources  # quoted verbatim, in English
+    assert ">出典</h2>" in sources and "回答をコピー" in sources and "検索したポリシー:" in sources
+    assert "質問に名前があったため" in sources and "Sources</h2>" not in sources
+
+
+def test_japanese_unaddressed_says_so_in_japanese(engine):
+    _, sources, _ = ask(engine, "JapanWorkは私のデータをAIの学習に使いますか？")
+    assert "ポリシーに答えが書かれていません" in sources and 'class="pq-card"' in sources
 
 
 def test_compare_table_over_several_policies(engine):
