@@ -229,7 +229,7 @@ class Engine:
             )
         view, encoder = self.multilingual()
         query = strip_names(question, spans) if self.settings.resolve_names else question
-        if history and len(set(tokenize(bridge(query))) - _GENERIC) <= 1:
+        if history and not set(tokenize(bridge(query))) - _GENERIC:
             # "それは削除できますか？" says what, not about what: the previous question says the rest
             previous = history[-1]
             query = f"{strip_names(previous, resolve_policies(previous, self.patterns)[1])} {query}"
