@@ -12,6 +12,8 @@ install:
 
 install-browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
+	# a Japanese font, so that screenshots of Japanese questions show text rather than empty boxes
+	fc-list :lang=ja 2>/dev/null | grep -q . || (apt-get update && apt-get install -y --no-install-recommends fonts-ipafont-gothic)
 
 run: install
 	GRADIO_ANALYTICS_ENABLED=False $(PYTHON) app.py

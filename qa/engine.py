@@ -20,7 +20,7 @@ from qa.compose import compose_answer
 from qa.compose_ja import compose_answer_ja
 from qa.expand import expand
 from qa.highlight import highlight_span
-from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese
+from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese, unknown_words
 from qa.resolve import name_patterns, resolve_policies, strip_names
 from qa.retrieve import RetrievalSettings, retrieve
 
@@ -186,7 +186,7 @@ class Engine:
         k = max(1, min(int(k or self.settings.k), 20))
         scope, spans = self.scope(question, policy, history)
         if self.settings.multilingual and is_japanese(question):
-            return self._ask_japanese(question, history, k, scope, spans, t0)
+            return self._ask_japanese(question, history, k, scope, spans, bool(policy or spans), t0)
         query = self.query_text(question, spans, history)
         expansion = expand(query)
         tokens = tokenize(query)
@@ -219,7 +219,8 @@ class Engine:
             timings_ms={name: 1000 * v for name, v in timings.items()},
         )
 
-    def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]], t0: float) -> Answer:
+    def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]],
+                      named: bool, t0: float) -> Answer:
         """A question in Japanese: the multilingual encoder's vectors for meaning, the glossary's
         English words (qa.japanese.bridge) for the lexical ranker, the highlight and abstention."""
         if self.index.multilingual is None:
@@ -229,8 +230,8 @@ class Engine:
             )
         view, encoder = self.multilingual()
         query = strip_names(question, spans) if self.settings.resolve_names else question
-        if history and not set(tokenize(bridge(query))) - _GENERIC:
-            # "それは削除できますか？" says what, not about what: the previous question says the rest
+        if history and not set(tokenize(bridge(query))) - _GENERIC and not unknown_words(query):
+            # "じゃあエン・ジャパンは？" names a site and asks nothing new: the previous question says what
             previous = history[-1]
             query = f"{strip_names(previous, resolve_policies(previous, self.patterns)[1])} {query}"
         english = bridge(query)
@@ -244,7 +245,9 @@ class Engine:
         searched = scope or list(self.index.policies)
         covered, _ = coverage_ja(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC | common_words())
         settings = self.settings
-        off_topic = settings.off_topic_check and not scope and not (about_the_policies_ja(query) or about_the_policies(query))
+        # Unlike English, a site taken from the history does not spare the check: "明日の東京の天気は？" after a
+        # JapanWork question is still off-topic (its words are unknown to the glossary, so coverage cannot say).
+        off_topic = settings.off_topic_check and not named and not (about_the_policies_ja(query) or about_the_policies(query))
         abstained = (
             not citations
             or off_topic

@@ -152,6 +152,47 @@ def test_ask_cite_open_follow_up_and_inert_injection(page, engine):
     assert page.evaluate("window.__xss") is None
 
 
+JAPANESE = "ジャパンワークは私の電話番号を集めていますか？"
+
+
+def test_japanese_question_answered_in_japanese_with_english_quotes(page, engine):
+    ARTIFACTS.mkdir(exist_ok=True)
+    ask(page, JAPANESE, 1)
+    want = engine.ask(JAPANESE).to_dict()
+    top = want["citations"][0]
+    assert want["language"] == "ja" and not want["abstained"] and top["policy_id"] == "japanwork"
+    answer = last_bot_text(page)
+    # Japanese words around the verbatim English quote; no "ask in English" note
+    assert answer.startswith("JapanWorkのプライバシーポリシーには次のように書かれています")
+    assert _norm(top["highlight"]) in answer and "[1]" in answer and "Try asking in English" not in answer
+    sources = page.locator('.pq-sources[data-turn="1"]')
+    assert sources.get_attribute("lang") == "ja"
+    assert sources.locator(".pq-title").first.inner_text() == "出典"
+    assert "検索したポリシー" in sources.locator(".pq-scope").inner_text() and "JapanWork" in sources.locator(".pq-scope").inner_text()
+    card = page.locator("#pq-card-1-1")
+    assert _norm(card.locator("mark.pq-hl").inner_text()) == _norm(top["highlight"])
+    assert "Phone number" in card.locator(".pq-passage").inner_text()
+    assert card.locator(".pq-open").inner_text().startswith("ポリシー全文で見る")
+    page.screenshot(path=str(ARTIFACTS / "app-answer-japanese-desktop.png"), full_page=True)
+
+    # The card opens the whole English policy at the clause; the viewer's own words are Japanese.
+    card.locator(".pq-card-head").click()
+    page.locator(".pq-viewer").wait_for(state="visible")
+    assert page.locator(".pq-viewer [data-pq-close]").inner_text() == "閉じる"
+    assert _norm("".join(page.locator('.pq-policy[data-policy="japanwork"] mark.pq-active').all_text_contents())) == _norm(top["text"])
+
+    # Copy: the Japanese answer and the English sources, and the button says so in Japanese.
+    page.locator('.pq-sources [data-pq-copy]').click()
+    page.wait_for_function("() => document.querySelector('[data-pq-copy]').textContent === 'コピーしました'")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith(want["answer"]) and "出典:" in copied and "[1] JapanWork" in copied
+
+    # Off-topic in Japanese: refused like an English one, the notice in Japanese.
+    ask(page, "明日の東京の天気は？", 2)
+    assert "この質問に答える記載がありません" in last_bot_text(page)
+    assert "ポリシーに答えが書かれていません" in page.locator('.pq-sources[data-turn="2"] .pq-abstain').inner_text()
+
+
 def test_phone_width_errors_and_keyboard(page, engine):
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 390, "height": 844})

@@ -173,3 +173,11 @@ def test_cli_questions_file_answers_japanese_rows(default_index, tmp_path):
     assert a["language"] == "ja" and not a["abstained"] and a["policies"] == ["japanwork"]
     assert "cookies" in a["citations"][0]["highlight"].lower()
     assert b["language"] == "ja" and b["abstained"]
+
+
+def test_off_topic_after_a_real_question_is_still_refused(engine):
+    history = ["ジャパンワークは私の電話番号を集めていますか？"]
+    answer = engine.ask("明日の東京の天気は？", history=history)
+    assert answer.abstained and answer.language == "ja"
+    follow = engine.ask("じゃあエン・ジャパンは？", history=history)  # asks the same of another site
+    assert follow.policies == ["en-japan"] and not follow.abstained
