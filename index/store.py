@@ -21,6 +21,7 @@ import numpy as np
 from scipy import sparse
 
 from index.corpus import checksum
+from index.errors import IndexLoadError  # noqa: F401  (raised here; its home is index.errors)
 from index.types import Passage, Policy
 
 FORMAT = "policyqa-index"
@@ -28,10 +29,6 @@ FORMAT_VERSION = 2  # 2: headings.npz (clause heading vectors)
 CURRENT = "CURRENT"
 QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
-
-
-class IndexLoadError(RuntimeError):
-    """An index directory that is missing, partial, corrupt or built for another model."""
 
 
 @dataclass
