@@ -64,7 +64,7 @@ def run(index: Path | None = None, model: str | None = None) -> dict:
     out = {"cpus": os.cpu_count(), "torch_threads_default": default_threads}
     t0 = time.perf_counter()
     encoder = Encoder(model or DEFAULT_MODEL)
-    encoder.dimension
+    encoder.load()
     out["model_load_s"] = time.perf_counter() - t0
     policies = load_corpus()
     questions = load_questions("all")

@@ -138,7 +138,7 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
     if limit:
         questions = questions[:limit]
     encoder = encoder or Encoder()
-    encoder.dimension
+    encoder.load()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data": str(path),
             "policies": len(policies), "questions": len(questions), "torch_threads": threads, "model": encoder.name,
             "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions)}

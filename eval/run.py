@@ -385,7 +385,7 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
     extra = [q for q in load_questions("all") if q["split"] not in splits] if check_all else []
     t0 = time.perf_counter()
     encoder = encoder or Encoder()
-    encoder.dimension
+    encoder.load()
     model_load = time.perf_counter() - t0
     policies = load_corpus()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),

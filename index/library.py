@@ -393,7 +393,7 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
     if encoder is None:
         encoder = get_encoder(model or index_model or _default_model())
     if any(c.action in ("added", "replaced") for c in changes) or entries is None:
-        encoder.dimension
+        encoder.load()
     t_model = time.perf_counter() - t0
     t0 = time.perf_counter()
     with index_lock(directory, wait=wait, log=log):
