@@ -43,7 +43,8 @@ def manifest_models(manifest: dict) -> list[dict]:
 
 def check_models(manifest: dict, encoders: dict[str, TextEncoder], where: str = "the index") -> None:
     """Refuse to read an index with models other than those that built it: each role in `encoders`
-    must be recorded with the same name and dimension. Raises IndexLoadError saying what to do."""
+    must be recorded with the same name and dimension. Names are compared first, so a wrong model is
+    refused before it is loaded (`load()`, which the dimension may need). Raises IndexLoadError saying what to do."""
     built = {m["role"]: m for m in manifest_models(manifest)}
     for role, encoder in encoders.items():
         entry = built.get(role)
@@ -56,6 +57,7 @@ def check_models(manifest: dict, encoders: dict[str, TextEncoder], where: str = 
                 f"{where} was built with model {entry['name']!r} as its {role} model but {encoder.name!r} was asked for; "
                 f"use --model {entry['name']!r} or rebuild the index with `policyqa index build --model {encoder.name!r}`"
             )
+        encoder.load()
         if entry.get("dimension") is not None and int(encoder.dimension) != int(entry["dimension"]):
             raise IndexLoadError(
                 f"{role} model {encoder.name!r} gives {encoder.dimension}-dimensional vectors but {where} holds "

@@ -108,9 +108,7 @@ class Engine:
     @classmethod
     def open(cls, directory: Path | str, model: str | None = None, settings: Settings = Settings()) -> "Engine":
         index = read_index(Path(directory))
-        encoder = open_query_encoder(index, model)
-        encoder.load()  # before the checks: a model's dimension is known once it is loaded
-        return cls(index, encoder, settings)
+        return cls(index, open_query_encoder(index, model), settings)  # checks the models, then loads
 
     def with_settings(self, settings: Settings) -> "Engine":
         return Engine(self.index, self.encoder, settings)

@@ -110,9 +110,12 @@ def test_manifest_models_reads_old_and_new_manifests():
 ])
 def test_a_model_mismatch_is_refused(encoders, match):
     manifest = {"models": [{"role": "dense", "name": "m", "dimension": 384}]}
-    check_models(manifest, {"dense": Named("m", 384)})  # the models that built it: fine
+    right = Named("m", 384)
+    check_models(manifest, {"dense": right})  # the models that built it: fine, and loaded
+    assert right.loaded
     with pytest.raises(IndexLoadError, match=match):
         check_models(manifest, encoders)
+    assert not any(e.loaded for e in encoders.values() if e.name == "other")  # a wrong name is refused unloaded
 
 
 def test_unknown_fusion_is_refused():
