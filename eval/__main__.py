@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import sys
 
+from index.errors import PolicyQAError
 from qa.options import eval_parser
 
-if __name__ == "__main__":
-    from eval.run import main
 
-    sys.exit(main(eval_parser().parse_args()))
+def main(argv: list[str] | None = None) -> int:
+    from eval.run import main as run
+
+    try:
+        return run(eval_parser().parse_args(argv))
+    except PolicyQAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

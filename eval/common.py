@@ -6,6 +6,8 @@ import math
 import os
 from pathlib import Path
 
+from index.errors import PolicyQAError
+
 EVAL_DIR = Path(__file__).resolve().parent
 REPORTS = EVAL_DIR / "reports"
 # The PolicyQA data set (SQuAD-format dev.json) is not shipped: $POLICYQA_BENCHMARK (the file or its
@@ -13,10 +15,18 @@ REPORTS = EVAL_DIR / "reports"
 BENCHMARK_ENV = "POLICYQA_BENCHMARK"
 
 
+class BenchmarkDataError(PolicyQAError, FileNotFoundError):
+    """The external benchmark's data is not where PolicyQA looks for it."""
+
+
 def benchmark_file() -> Path:
+    """The PolicyQA dev.json; raises BenchmarkDataError (saying how to point at it) when it is missing."""
     override = os.environ.get(BENCHMARK_ENV)
     path = Path(override) if override else EVAL_DIR.parents[1] / "shared" / "benchmarks" / "policyqa"
-    return path / "dev.json" if path.is_dir() else path
+    path = path / "dev.json" if path.is_dir() else path
+    if not path.is_file():
+        raise BenchmarkDataError(f"no PolicyQA benchmark at {path}", hint=f"set {BENCHMARK_ENV} to its dev.json or its folder")
+    return path
 
 
 def jsonable(obj):
