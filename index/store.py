@@ -56,7 +56,7 @@ class StoredIndex:
 
     @property
     def query_encoder_dir(self) -> Path | None:
-        """The version's exported ONNX query encoder (qa.query_encoder), if it has a complete one."""
+        """The version's exported ONNX query encoder (index.onnx_encoder), if it has a complete one."""
         entry = self.manifest.get("query_encoder")
         if not entry or entry.get("format") != "onnx":
             return None
