@@ -24,21 +24,10 @@ class MultilingualVectors:
     embeddings: np.ndarray  # (n passages, d)
     sentence_embeddings: np.ndarray  # (m sentences, d)
     heading_embeddings: np.ndarray  # (h headings, d)
-    _dense: object = None
 
     @property
     def dimension(self) -> int:
         return int(self.embeddings.shape[1])
-
-    @property
-    def dense(self):
-        """A FAISS index over the passage vectors, made on first use (no file: it is cheap to make
-        beside the encoding, and an index that is never asked in Japanese never pays for it)."""
-        if self._dense is None:
-            from index.build import make_dense_index
-
-            self._dense = make_dense_index(self.embeddings)
-        return self._dense
 
 
 def default_encoder():
@@ -109,9 +98,11 @@ def load(path, name: str) -> MultilingualVectors:
         return MultilingualVectors(name, z["passages"], z["sentences"], z["headings"])
 
 
-def view(index, vectors: MultilingualVectors):
+def view(index, vectors: MultilingualVectors, dense):
     """The index as the multilingual encoder sees it: the same passages, sentences, headings and
-    lexical index, with the multilingual vectors in place of the dense model's. Retrieval and
-    highlighting run on it unchanged."""
-    return dataclasses.replace(index, embeddings=vectors.embeddings, dense=vectors.dense,
+    lexical index, with the multilingual vectors (and `dense`, a FAISS index over their passage rows,
+    index.build.make_dense_index) in place of the dense model's. Retrieval and highlighting run on it
+    unchanged. The FAISS index is not stored: it is made in milliseconds, and only when a question
+    in Japanese comes."""
+    return dataclasses.replace(index, embeddings=vectors.embeddings, dense=dense,
                                sentence_embeddings=vectors.sentence_embeddings, heading_embeddings=vectors.heading_embeddings)

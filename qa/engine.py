@@ -140,11 +140,13 @@ class Engine:
         query encoder), loaded on first use: ~0.1 s, and only for a question in Japanese."""
         if self._multilingual is None:
             from index import multilingual as ml
+            from index.build import make_dense_index
             from index.e5 import E5Encoder
 
             encoder = E5Encoder()
             encoder.load()
-            self._multilingual = (ml.view(self.index, self.index.multilingual), encoder)
+            vectors = self.index.multilingual
+            self._multilingual = (ml.view(self.index, vectors, make_dense_index(vectors.embeddings)), encoder)
         return self._multilingual
 
     def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
