@@ -22,7 +22,7 @@ from qa.service import build, default_index_dir, open_engine  # noqa: F401  (the
 def _print_answer(answer) -> None:
     print(answer.answer)
     print()
-    print("Sources:")
+    print("出典:" if answer.language == "ja" else "Sources:")
     for c in answer.citations:
         print(f"[{c.n}] {c.company} — {c.section}  (characters {c.start}–{c.end}, score {c.score:.3f})")
         body = " ".join(c.text.split())
