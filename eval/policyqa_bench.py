@@ -149,7 +149,8 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
         if any(p.text != by_id[p.id] for p in loaded):
             raise AssertionError("a policy text changed on its way through load_corpus; gold offsets would be wrong")
         t0 = time.perf_counter()
-        figures = build_index(loaded, Path(tmp) / "index", encoder, progress=progress)
+        # English questions only: the multilingual vectors would never be read
+        figures = build_index(loaded, Path(tmp) / "index", encoder, progress=progress, multilingual=None)
         meta.update(index_build_s=time.perf_counter() - t0, passages=figures["passages"], sentences=figures["sentences"])
         engine = Engine(read_index(Path(tmp) / "index"), encoder, Settings())
         scores = []
