@@ -181,3 +181,17 @@ def test_off_topic_after_a_real_question_is_still_refused(engine):
     assert answer.abstained and answer.language == "ja"
     follow = engine.ask("じゃあエン・ジャパンは？", history=history)  # asks the same of another site
     assert follow.policies == ["en-japan"] and not follow.abstained
+
+
+def test_japanese_gold_figures_do_not_regress(engine):
+    """Like tests/test_eval_regression.py for English: hit@1 and highlight-hit@1 over the Japanese
+    dev+test questions stay within 3 points of eval/recorded.json, and nothing answerable is refused."""
+    from eval.baselines import EngineSystem
+    from eval.gold import load_questions, load_recorded
+    from eval.run import aggregate, check, run_system
+
+    figures = aggregate(run_system(EngineSystem("policyqa", engine), load_questions("ja"), ranked_run=False))
+    recorded = load_recorded()["policyqa_japanese"]
+    assert figures["questions"] == 67 and figures["answerable"] == 55
+    assert not check(figures, {"policyqa": recorded}), (figures["hit@1"], figures["highlight_hit@1"], recorded["all"])
+    assert figures["abstain_counts"]["fp"] <= 2  # at most two answerable questions refused
