@@ -69,6 +69,7 @@ EXAMPLES = [
     "Does Gaijin Poole use cookies?",
     "How do I ask en Japan to delete my personal information?",
     "Who can I contact about my data at JACCES?",
+    "エン・ジャパンは私の情報を広告に使いますか？",
 ]
 ABOUT = f"""
 **How this works.** Your question is matched against the clauses of the job-site privacy policies
@@ -79,9 +80,10 @@ or pick it in the menu to ask about one policy; ask "what about en Japan?" to fo
 
 **What it cannot do.** It only repeats what the policies say: it does not interpret them, know
 how a company behaves in practice, or read policies that are not listed. When no clause answers,
-it says so and shows the closest clauses. Questions are matched against the English versions of
-the policies, so ask in English (at most {MAX_QUESTION_CHARS:,} characters). **This is not legal
-advice**; for a decision that matters, read the policy itself or ask the company.
+it says so and shows the closest clauses. Ask in English or Japanese (日本語でも質問できます), in at
+most {MAX_QUESTION_CHARS:,} characters: the answers quote the English versions of the policies, so
+the quotes are in English whatever the language of the question. **This is not legal advice**; for a
+decision that matters, read the policy itself or ask the company.
 """
 
 # ---------------------------------------------------------------------------------------------
