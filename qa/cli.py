@@ -83,7 +83,9 @@ def cmd_index_build(args) -> int:
     print(
         f"Indexed {report['policies']} policies into {report['passages']} passages "
         f"({report['embedded']} texts embedded, {report['reused']} reused) at {out} "
-        f"in {s['total']:.2f}s (parse {s['parse']:.2f}s, embed {s['embed']:.2f}s, write {s['write']:.2f}s)"
+        f"in {s['total']:.2f}s (parse {s['parse']:.2f}s, embed {s['embed']:.2f}s, write {s['write']:.2f}s"
+        + (f"; {report['embedded_multilingual']} texts encoded for questions in Japanese" if report.get("embedded_multilingual") else "")
+        + ")"
     )
     return 0
 
