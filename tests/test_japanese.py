@@ -195,3 +195,19 @@ def test_japanese_gold_figures_do_not_regress(engine):
     assert figures["questions"] == 67 and figures["answerable"] == 55
     assert not check(figures, {"policyqa": recorded}), (figures["hit@1"], figures["highlight_hit@1"], recorded["all"])
     assert figures["abstain_counts"]["fp"] <= 2  # at most two answerable questions refused
+
+
+def test_a_policy_added_with_a_japanese_alias_answers_japanese_questions(default_index, tmp_path, encoder):
+    from index.library import add_text
+
+    out = tmp_path / "idx"
+    shutil.copytree(default_index, out)
+    before = read_index(out).multilingual.sentence_embeddings.shape[0]
+    add_text(out, "Privacy Policy of Sakura Jobs\n\n1. Deletion\nYou can delete your account and all personal information "
+             "at any time from the settings page.\n\n2. Cookies\nWe do not use cookies.\n",
+             company="Sakura Jobs", policy_id="sakura-jobs", aliases=["Sakura Jobs", "さくらジョブ"], encoder=encoder)
+    index = read_index(out)
+    assert index.multilingual.sentence_embeddings.shape[0] > before  # the new policy's sentences have their vectors
+    answer = Engine(index, encoder).ask("さくらジョブで退会したら個人情報は削除される？")
+    assert answer.policies == ["sakura-jobs"] and not answer.abstained and answer.language == "ja"
+    assert "delete your account" in answer.citations[0].highlight
