@@ -180,6 +180,44 @@ def upgrade_index(directory: Path | str, encoder=None, wait: float = DEFAULT_WAI
                            ChunkSettings(**manifest.get("chunking", {})), progress=log is not None)
 
 
+def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_WAIT, log: Log | None = None) -> dict | None:
+    """Give an index built before PolicyQA read questions in Japanese its multilingual vectors, once:
+    rebuilt from the policies it holds (added ones too) with its model and chunking, every dense
+    vector reused; the shipped policies also take the shipped manifest's new aliases (ジャパンワーク…)
+    while their text is unchanged. None when it has them already, or the multilingual encoder is off
+    or not installed (index.multilingual.default_encoder says why)."""
+    from dataclasses import replace
+
+    from index.build import build_index
+    from index.chunk import ChunkSettings
+    from index.multilingual import default_encoder
+
+    directory = Path(directory)
+    if live_version(directory) is None or read_manifest(directory).get("multilingual"):
+        return None
+    multilingual = default_encoder()
+    if multilingual is None:
+        return None
+    with index_lock(directory, wait=wait, log=log):
+        manifest = read_manifest(directory)
+        if manifest.get("multilingual"):
+            return None  # another process did it meanwhile
+        shipped = {p.id: p for p in load_corpus()}
+        policies = []
+        for p in stored_policies(directory):
+            new = shipped.get(p.id)
+            if new is not None and new.text == p.text:
+                p = replace(p, aliases=tuple(dict.fromkeys(p.aliases + new.aliases)))
+            policies.append(p)
+        if log:
+            log(f"Adding multilingual vectors to the index at {directory} so it reads questions in Japanese "
+                f"({len(policies)} policies, once)…")
+        model = manifest["model"]["name"]
+        encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
+        return build_index(policies, directory, encoder, ChunkSettings(**manifest.get("chunking", {})),
+                           progress=log is not None, multilingual=multilingual)
+
+
 def _entries(directory: Path) -> dict[str, dict] | None:
     """The manifest's policy entries by id, or None when there is no index yet."""
     if live_version(directory) is None:

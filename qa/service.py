@@ -49,6 +49,10 @@ def open_engine(index_dir: Path | str | None, model: str | None = None, log: Log
         from index.library import upgrade_index
 
         upgrade_index(directory, log=log)
+    else:
+        from index.library import add_multilingual
+
+        add_multilingual(directory, log=log)  # an index from before Japanese questions: once, dense vectors reused
     engine = Engine.open(directory, model=model)
     if engine.index.query_encoder_dir is None and (model or engine.index.model) == engine.index.model:
         # Indexes built before PolicyQA exported its ONNX query encoder answer the slow way.

@@ -211,3 +211,26 @@ def test_a_policy_added_with_a_japanese_alias_answers_japanese_questions(default
     answer = Engine(index, encoder).ask("さくらジョブで退会したら個人情報は削除される？")
     assert answer.policies == ["sakura-jobs"] and not answer.abstained and answer.language == "ja"
     assert "delete your account" in answer.citations[0].highlight
+
+
+def test_an_index_from_before_japanese_gets_its_vectors_and_aliases_once(default_index, tmp_path, encoder, monkeypatch):
+    from index import library
+    from index.embed import DEFAULT_MODEL
+    from qa.service import open_engine
+
+    monkeypatch.setitem(library._ENCODERS, DEFAULT_MODEL, encoder)
+    out = tmp_path / "old"
+    shutil.copytree(default_index, out)
+    # as main's PolicyQA wrote it: no multilingual vectors, no Japanese aliases
+    english_names = [replace(p, aliases=tuple(a for a in p.aliases if a.isascii())) for p in load_corpus()]
+    build_index(english_names, out, encoder, multilingual=None)
+    assert "multilingual" not in read_manifest(out)
+    messages = []
+    engine = open_engine(out, log=messages.append)
+    assert engine.index.multilingual is not None and any("multilingual" in m for m in messages)
+    assert "ジャパンワーク" in engine.index.policies["japanwork"].aliases
+    answer = engine.ask("ジャパンワークは私の電話番号を集めていますか？")
+    assert answer.policies == ["japanwork"] and not answer.abstained
+    messages.clear()
+    open_engine(out, log=messages.append)  # once: the next open finds the vectors
+    assert not any("multilingual" in m for m in messages)
