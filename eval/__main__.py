@@ -12,6 +12,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--policyqa", action="store_true", help="also run the external PolicyQA benchmark")
     p.add_argument("--fast", action="store_true", help="skip baselines and ablations")
     p.add_argument("--check", action="store_true", help="fail when hit@1 or highlight-hit@1 regress vs eval/recorded.json")
+    p.add_argument("--model", help="embedding model to evaluate (default: the product's default)")
     p.add_argument("--record", action="store_true", help="store PolicyQA's figures (needs --split all) in eval/recorded.json")
     return p
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,8 +28,6 @@ from pathlib import Path
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile
 
 REPORTS = Path(__file__).resolve().parent / "reports"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "policyqa"
-SEPARATOR = "\n\n"
 K = 10
 SHOWN = 3
 MATCHED = (750, 75)  # recipe chunking whose mean chunk length (~540 chars) matches PolicyQA's passages here
@@ -42,47 +39,16 @@ REFERENCE = {
 
 
 def benchmark_file() -> Path:
-    override = os.environ.get("POLICYQA_BENCHMARK")
-    path = Path(override) if override else DEFAULT_DIR
-    return path / "dev.json" if path.is_dir() else path
+    from index.trainset import policyqa_file
+
+    return policyqa_file()
 
 
 def rebuild(data: dict) -> tuple[list[dict], list[dict]]:
-    """(policies, questions) from the SQuAD-format data.
+    """(policies, questions) of the SQuAD-format data; one definition, shared with training."""
+    from index.trainset import rebuild_policyqa
 
-    policies: [{"id", "title", "text"}] with text = segments in `index` order joined by a blank line.
-    questions: distinct (policy, question) pairs in first-seen order, each {"policy", "question",
-    "gold": [(start, end)] in the rebuilt text, "answers": n, "category"}."""
-    from index.corpus import slugify
-
-    policies, questions, by_key = [], [], {}
-    for doc in data["data"]:
-        pid = slugify(doc["title"])
-        if any(p["id"] == pid for p in policies):
-            raise ValueError(f"two policies slugify to {pid!r}")
-        paragraphs = sorted(doc["paragraphs"], key=lambda p: p["index"])
-        offsets, pos = [], 0
-        for par in paragraphs:
-            offsets.append(pos)
-            pos += len(par["context"]) + len(SEPARATOR)
-        text = SEPARATOR.join(par["context"] for par in paragraphs)
-        for par, offset in zip(paragraphs, offsets):
-            for qa in par["qas"]:
-                key = (pid, qa["question"])
-                if key not in by_key:
-                    by_key[key] = {"policy": pid, "question": qa["question"], "gold": [], "answers": 0,
-                                   "category": qa.get("type", "").split("|||")[0]}
-                    questions.append(by_key[key])
-                for a in qa["answers"]:
-                    start = offset + a["answer_start"]
-                    end = start + len(a["text"])
-                    if text[start:end] != a["text"]:
-                        raise ValueError(f"answer offset does not map into the rebuilt {pid} text: {a['text'][:60]!r}")
-                    if (start, end) not in by_key[key]["gold"]:
-                        by_key[key]["gold"].append((start, end))
-                    by_key[key]["answers"] += 1
-        policies.append({"id": pid, "title": doc["title"], "text": text})
-    return policies, questions
+    return rebuild_policyqa(data)
 
 
 def write_corpus(policies: list[dict], directory: Path) -> None:
@@ -126,7 +92,8 @@ def aggregate(scores: list[dict]) -> dict:
     }
 
 
-def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
+def run(limit: int | None = None, encoder=None, progress: bool = True, policy_ids: set[str] | None = None,
+        baselines: bool = True) -> dict:
     from tqdm import tqdm
 
     from eval.baselines import ChunkIndex, RecipeBM25, RecipeDense, plain_tokens
@@ -143,6 +110,9 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no PolicyQA benchmark at {path}; set POLICYQA_BENCHMARK to its dev.json or directory")
     policies, questions = rebuild(json.loads(path.read_text(encoding="utf-8")))
+    if policy_ids is not None:  # a fold's held-out policies only
+        policies = [p for p in policies if p["id"] in policy_ids]
+        questions = [q for q in questions if q["policy"] in policy_ids]
     if limit:
         questions = questions[:limit]
     encoder = encoder or Encoder()
@@ -167,6 +137,8 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
                       file=sys.stderr, mininterval=1.0):
             scores.append(score(q, engine.ask(q["question"], policy=q["policy"], k=K).to_dict()))
         results["policyqa"] = scores
+        if not baselines:
+            return {"meta": meta, "scores": results, "questions": questions}
         t0 = time.perf_counter()
         chunks = ChunkIndex(loaded, encoder, progress=progress)
         meta.update(baseline_build_s=time.perf_counter() - t0, baseline_chunks=len(chunks.chunks))
@@ -241,9 +213,48 @@ def report_markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_folds(folds_dir: Path, progress: bool = True) -> dict:
+    """Full-pipeline k-fold figures: each fold's model (`policyqa train --save-folds DIR`) answers only the
+    questions of the policies it was not trained on; the scores of all folds are pooled."""
+    from index.embed import Encoder
+
+    scores, per_fold, meta = [], [], {}
+    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
+    if not fold_dirs:
+        raise FileNotFoundError(f"no fold models (fold*/model.json) in {folds_dir}")
+    for d in fold_dirs:
+        held = set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"])
+        out = run(encoder=Encoder(str(d)), progress=progress, policy_ids=held, baselines=False)
+        scores += out["scores"]["policyqa"]
+        per_fold.append({"fold": d.name, "policies": out["meta"]["policies"], **aggregate(out["scores"]["policyqa"])})
+        meta = out["meta"]
+    return {"meta": {**meta, "folds": len(fold_dirs), "folds_dir": str(folds_dir), "questions": len(scores)},
+            "systems": {"policyqa (k-fold)": aggregate(scores)}, "per_fold": per_fold}
+
+
 def main(args=None) -> int:
     limit = getattr(args, "limit", None)
-    out = run(limit=limit)
+    if getattr(args, "folds", None):
+        from eval.run import _jsonable, write_atomic
+
+        out = run_folds(args.folds)
+        lines = ["| system / fold | questions | hit@1 | hit@3 | hit@5 | MRR@10 | hl-hit@1 | len@1 | abstained | p50 ms |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, a in [*out["systems"].items(), *((f["fold"], f) for f in out["per_fold"])]:
+            lines.append(f"| {name} | {a['questions']} | {_f(a['hit@1'])} | {_f(a['hit@3'])} | {_f(a['hit@5'])} | "
+                         f"{_f(a['mrr@10'])} | {_f(a['highlight_hit@1'])} | {_f(a['cite_chars_top1'], '{:.0f}')} | "
+                         f"{_f(a['abstained'])} | {_f(a['ms_p50'], '{:.1f}')} |")
+        md = ("# PolicyQA benchmark, k-fold by policy\n\nEach fold's model (trained without the fold's policies) "
+              f"answers the questions of its held-out policies through the whole pipeline; {out['meta']['folds']} folds "
+              f"from {out['meta']['folds_dir']}, {out['meta']['questions']} questions.\n\n" + "\n".join(lines) + "\n")
+        print(md)
+        write_atomic(REPORTS / "policyqa_benchmark_kfold.md", md)
+        write_atomic(REPORTS / "policyqa_benchmark_kfold.json", json.dumps(_jsonable(out), indent=1) + "\n")
+        return 0
+    model = getattr(args, "model", None)
+    if model:
+        from index.embed import Encoder
+    out = run(limit=limit, encoder=Encoder(model) if model else None)
     from eval.run import _jsonable, write_atomic
 
     md = report_markdown(out)
@@ -260,4 +271,7 @@ def main(args=None) -> int:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m eval.policyqa_bench", description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, help="ask only the first N questions (smoke test; writes no report)")
+    p.add_argument("--model", help="embedding model (default: the product's default)")
+    p.add_argument("--folds", type=Path, metavar="DIR",
+                   help="k-fold figures: each fold model in DIR (policyqa train --save-folds DIR) on its held-out policies")
     sys.exit(main(p.parse_args()))

@@ -451,7 +451,11 @@ def main(args) -> int:
     split = getattr(args, "split", None) or "all"
     fast = bool(getattr(args, "fast", False))
     do_check = bool(getattr(args, "check", False))
-    results, meta, questions = evaluate(split, fast=fast, check_all=do_check and split != "all")
+    model = getattr(args, "model", None)
+    if model:
+        from index.embed import Encoder
+    results, meta, questions = evaluate(split, fast=fast, encoder=Encoder(model) if model else None,
+                                        check_all=do_check and split != "all")
     splits = meta["splits"]
     shown = [*splits, "all"] if len(splits) > 1 else splits
     for s in shown:

@@ -16,7 +16,12 @@ class ModelError(RuntimeError):
 
 
 def resolve_model(name: str) -> str:
-    """A loadable path or hub name for `name`: the default model comes from its PyPI package."""
+    """A loadable path or hub name for `name`: the default model comes from its PyPI package; a model
+    trained by `policyqa train` is assembled from its shipped layers over that (index.trained)."""
+    from index.trained import is_trained, materialize
+
+    if is_trained(name):
+        return str(materialize(name))
     package = _PACKAGED.get(name)
     if package is None:
         return name
