@@ -435,7 +435,10 @@ def model_card(record: dict, losses: list[float]) -> str:
         f"{record['examples']} questions); AdamW lr {c['lr']}, weight decay {c['weight_decay']}, warm-up "
         f"{c['warmup']:.0%}, linear decay; cross-entropy over cosine x {c['scale']:g}; max {c['max_seq_length']} "
         f"tokens; hard negatives {'on' if c['hard_negatives'] else 'off'}. Training took {record['seconds']['train']:.0f} s, "
-        f"the whole command (with {f.get('k', 0)} folds) {record['seconds']['total']:.0f} s, on 2 CPU cores.", "",
+        f"the whole command {record['seconds']['total']:.0f} s"
+        + (f", and the {f.get('k', 0)} folds (a separate `--folds-only` run, attached) {record['seconds']['folds']:.0f} s"
+           if "folds" in record["seconds"] else f" (with {f.get('k', 0)} folds)")
+        + ", on 2 CPU cores shared with other jobs.", "",
         "## Figures", "",
         "Dense retrieval alone (question vs passage cosine), ranking the passages of the question's policy; a hit "
         "is a passage holding a gold answer span (PolicyQA) or evidence sentence (own dev). `k-fold` = each question "
