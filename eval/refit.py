@@ -52,7 +52,8 @@ def fold_engines(folds_dir: Path, tmp: Path):
 
 def main(args) -> int:
     from eval.baselines import EngineSystem
-    from eval.run import _jsonable, aggregate, run_system, write_atomic
+    from eval.common import jsonable, write_atomic
+    from eval.run import aggregate, run_system
     from qa.engine import Settings
 
     base = Settings()
@@ -91,7 +92,7 @@ def main(args) -> int:
           f"{figures[best]['answerable']} answerable answers pooled per setting.\n\n" + "\n".join(lines) + "\n")
     print(md)
     write_atomic(REPORTS / "refit.md", md)
-    write_atomic(REPORTS / "refit.json", json.dumps(_jsonable({"points": points, "figures": figures, "best": points[best],
+    write_atomic(REPORTS / "refit.json", json.dumps(jsonable({"points": points, "figures": figures, "best": points[best],
                                                                "thresholds": thresholds}), indent=1) + "\n")
     return 0
 

@@ -10,12 +10,13 @@ import numpy as np
 
 from index.chunk import ChunkSettings, chunk_clauses
 from index.corpus import checksum
-from index.embed import Encoder
+from index.models import TextEncoder
 from index.lexical import B, K1, STEMMER, build_bm25, tokenize
 from index.parse import parse_clauses
 from index.sentences import sentence_spans
 from index.store import FORMAT, FORMAT_VERSION, IndexLoadError, StoredIndex, read_index, write_index
 from index.types import Passage, Policy
+from index.trained import trained_provenance
 
 # Below this many passages exact search is fast enough (and exact); above it HNSW keeps queries fast.
 # Measured with eval/scale_bench.py (docs/scaling.md), one query on one core: exact search takes 0.65 ms
@@ -114,7 +115,7 @@ def _previous_vectors(old: StoredIndex | None, model: str) -> dict[str, np.ndarr
 def build_index(
     policies: list[Policy],
     out: Path,
-    encoder: Encoder,
+    encoder: TextEncoder,
     settings: ChunkSettings = ChunkSettings(),
     progress: bool = False,
     reuse: bool = True,
@@ -195,7 +196,9 @@ def build_index(
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"name": encoder.name, "dimension": int(dim)},
+        "model": {"name": encoder.name, "dimension": int(dim)},  # the dense model, as readers before "models" expect
+        "models": [{"role": "dense", "name": encoder.name, "dimension": int(dim),  # every model that built it
+                    **trained_provenance(encoder.name)}],
         "chunking": settings.to_dict(),
         "lexical": {"k1": K1, "b": B, "stemmer": STEMMER},
         "dense": {"type": type(dense).__name__},
@@ -227,7 +230,7 @@ def _progress_bar(total: int):
     return tqdm(total=total, desc="Embedding", unit="text", dynamic_ncols=True, smoothing=0.1)
 
 
-def _encode(encoder: Encoder, keys: list[str], texts: dict[str, str], bar, chunk: int = 512) -> dict[str, np.ndarray]:
+def _encode(encoder: TextEncoder, keys: list[str], texts: dict[str, str], bar, chunk: int = 512) -> dict[str, np.ndarray]:
     """Vectors of `texts[k]` for `keys`; in chunks when a progress bar (with ETA) is shown."""
     if not keys:
         return {}

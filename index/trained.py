@@ -61,6 +61,15 @@ def record(name: str) -> tuple[dict, Path]:
     return spec, directory
 
 
+def trained_provenance(name: str) -> dict:
+    """What an index manifest records of a trained model: its base and the sha256 of each shipped file
+    ({} for any other model)."""
+    if not is_trained(name):
+        return {}
+    spec, _ = record(name)
+    return {"base": spec["base"], "files": dict(spec["files"])}
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
