@@ -29,7 +29,7 @@ def resolve_model(name: str) -> str:
     from index.trained import is_trained, materialize
 
     if is_trained(name):
-        return str(materialize(name))
+        return str(materialize(name, resolve_model))
     package = _PACKAGED.get(name)
     if package is None:
         return name

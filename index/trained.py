@@ -13,11 +13,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from index.embed import ModelError
+from index.errors import PolicyQAError
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 DEFAULT_TRAINED = "policyqa/minilm-policy-v1"
@@ -25,7 +26,7 @@ MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 
 
-class TrainedModelError(ModelError):
+class TrainedModelError(PolicyQAError):
     """A shipped trained model is missing, damaged (checksum) or of another format."""
 
 
@@ -94,10 +95,10 @@ def cache_root() -> Path:
     return cache / "policyqa" / "models"
 
 
-def materialize(name: str) -> Path:
-    """A directory sentence-transformers can load: the base model with the trained layers applied."""
-    from index.embed import resolve_model
-
+def materialize(name: str, resolve_model: Callable[[str], str]) -> Path:
+    """A directory sentence-transformers can load: the base model (located by `resolve_model`, i.e.
+    index.embed.resolve_model, passed in so that this module does not import it back) with the
+    trained layers applied."""
     spec, directory = record(name)
     verify(spec, directory)
     base = Path(resolve_model(spec["base"]))
