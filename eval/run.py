@@ -403,6 +403,13 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
             chunks = ChunkIndex(policies, encoder)
             meta.update(baseline_build_s=time.perf_counter() - t0, baseline_chunks=len(chunks.chunks))
             systems += [RecipeDense(chunks), RecipeBM25(chunks), *ablations(engine)]
+            from index.embed import BASE_MODEL
+
+            if encoder.name != BASE_MODEL:  # the trained encoder's ablation: the model it was trained from
+                base = Encoder(BASE_MODEL)
+                build_index(policies, Path(tmp) / "base-index", base)
+                systems.append(EngineSystem("abl:base-model", Engine(read_index(Path(tmp) / "base-index"), base, Settings()),
+                                            f"the base {BASE_MODEL} instead of {encoder.name} (same settings)", kind="ablation"))
         calls = 2 * len(questions) * len(systems) + 2 * len(extra)
         results = {}
         with tqdm(total=calls, desc="eval", unit="ask", disable=not progress, file=sys.stderr, dynamic_ncols=True, mininterval=1.0) as bar:
