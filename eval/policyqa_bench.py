@@ -111,7 +111,8 @@ def run(limit: int | None = None, encoder=None, progress: bool = True, policy_id
     encoder.load()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data": str(path),
             "policies": len(policies), "questions": len(questions), "torch_threads": threads, "model": encoder.name,
-            "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions)}
+            "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions),
+            "trained_on_this_data": trained_on(encoder.name, path)}
     results = {}
     with tempfile.TemporaryDirectory(prefix="policyqa-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
@@ -132,11 +133,15 @@ def run(limit: int | None = None, encoder=None, progress: bool = True, policy_id
         if not baselines:
             return {"meta": meta, "scores": results, "questions": questions}
         t0 = time.perf_counter()
-        chunks = ChunkIndex(loaded, encoder, progress=progress)
+        from index.embed import BASE_MODEL
+
+        # The usual recipe is the recipe with the usual model, whichever encoder PolicyQA uses.
+        recipe_encoder = encoder if encoder.name == BASE_MODEL else Encoder(BASE_MODEL)
+        chunks = ChunkIndex(loaded, recipe_encoder, progress=progress)
         meta.update(baseline_build_s=time.perf_counter() - t0, baseline_chunks=len(chunks.chunks))
         # Control, not a baseline: the recipe with chunks as long as PolicyQA's passages (span overlap favours
         # long citations, so this separates "better retrieval" from "longer citations").
-        matched = ChunkIndex(loaded, encoder, chunk_size=MATCHED[0], chunk_overlap=MATCHED[1], progress=progress)
+        matched = ChunkIndex(loaded, recipe_encoder, chunk_size=MATCHED[0], chunk_overlap=MATCHED[1], progress=progress)
         control = RecipeDense(matched)
         control.name = f"recipe-dense-{MATCHED[0]}"
         plain = RecipeBM25(chunks, tokenizer=plain_tokens)
@@ -168,6 +173,9 @@ def report_markdown(out: dict) -> str:
             ("abstained", "abstained"), ("ms_p50", "p50 ms")]
     lines = [
         "# External benchmark: PolicyQA dev split (open-policy retrieval)", "",
+        *([f"**In-sample**: PolicyQA's encoder `{m['model']}` was trained on this very split; for held-out "
+            "figures run `python -m eval.policyqa_bench --folds DIR` with the fold models of `policyqa train --save-folds DIR`.", ""]
+          if m.get("trained_on_this_data") else []),
         f"Generated {m['generated']}. {m['policies']} policies rebuilt as one text each (segments in `index` order, "
         f"blank-line separated), {m['questions']} distinct (policy, question) pairs, {m['gold_answers']} gold answers "
         f"({m['gold_spans']} distinct spans). Each question is asked restricted to its policy; a citation is a hit "
@@ -203,6 +211,18 @@ def report_markdown(out: dict) -> str:
         lines.append(f"| {cat} | {first[cat]['questions']} | "
                      + " | ".join(_f(out["by_category"][n][cat]["hit@3"]) for n in out["by_category"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def trained_on(model: str, data: Path) -> bool:
+    """Whether `model` is a trained model whose training data included this very file (by sha256)."""
+    from index.trained import is_trained, record
+
+    if not is_trained(model):
+        return False
+    import hashlib
+
+    spec, _ = record(model)
+    return spec.get("data", {}).get("policyqa", {}).get("sha256") == hashlib.sha256(Path(data).read_bytes()).hexdigest()
 
 
 def run_folds(folds_dir: Path, progress: bool = True) -> dict:
