@@ -269,7 +269,7 @@ def save_layers(state: dict[str, np.ndarray], out: Path) -> dict[str, str]:
         name = f"layer{layer}.safetensors"
         part = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in sorted(state.items())
                 if int(k.split(".")[2]) == layer}
-        save_file(part, str(out / name), metadata={"format": "policyqa-layers", "layer": str(layer)})
+        save_file(part, str(out / name))  # no metadata: its key order varies, and the file must not
         files[name] = sha256(out / name)
     return files
 

@@ -48,6 +48,9 @@ def test_tiny_training_run_loads_is_recorded_in_the_manifest_and_answers(tmp_pat
     card = (out / "MODEL_CARD.md").read_text()
     assert "Seed 0" in card and all(h in card for h in record["files"].values())
     assert all((out / f).stat().st_size <= 10 * 2**20 for f in record["files"])
+    again = run(tmp_path / "again", "policyqa/test-tiny", TrainConfig(max_steps=2, layers=1), k=0, limit=64,
+                progress=False, log=lambda m: None)
+    assert again["files"] == record["files"]  # same seed, same bytes
 
     encoder = Encoder(str(out))  # a trained model's directory loads by path like any model
     policy = [p for p in load_corpus() if p.id == "japanwork"]
