@@ -91,6 +91,25 @@ class Citation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SiteRow:
+    """One site's row of an answer across sites: its best clause, or "does not say" (abstained, with
+    the closest clause still cited). `citations` are the [n] of the Answer's citations from this site."""
+
+    policy_id: str
+    company: str
+    abstained: bool
+    citations: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"policy_id": self.policy_id, "company": self.company, "abstained": self.abstained,
+                "citations": list(self.citations)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SiteRow":
+        return cls(d["policy_id"], d["company"], bool(d["abstained"]), tuple(int(n) for n in d["citations"]))
+
+
 @dataclass
 class Answer:
     question: str
@@ -99,6 +118,9 @@ class Answer:
     policies: list[str]
     citations: list[Citation]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # A question across sites (naming none, or several): one row per site in scope, shown first to last.
+    by_policy: list[SiteRow] = field(default_factory=list)
+    scope_reason: str = ""  # why these policies were searched, in words a page can show
 
     def to_dict(self) -> dict:
         return {
@@ -108,4 +130,6 @@ class Answer:
             "policies": list(self.policies),
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "by_policy": [row.to_dict() for row in self.by_policy],
+            "scope_reason": self.scope_reason,
         }
