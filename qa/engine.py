@@ -166,7 +166,9 @@ class Engine:
         k = max(1, min(int(k or self.settings.k), 20))
         scope, spans, reason = self.scope(question, policy, history)
         query = self.query_text(question, spans, history)
-        comparing = self.settings.compare and policy is None and len(scope or self.index.policies) > 1
+        # Off-topic questions ("weather in Osaka?") are not asked of each site: one plain "does not say".
+        comparing = (self.settings.compare and policy is None and len(scope or self.index.policies) > 1
+                     and not (self.settings.off_topic_check and not scope and not about_the_policies(query)))
         if comparing and tokenize(without_across_words(query)):
             query = without_across_words(query)  # "which of these sites" says where to look, not what is asked
         expansion = expand(query)
@@ -223,7 +225,6 @@ class Engine:
         hits = {pid: retrieve(self.index, vector, tokens, [pid], 2, retrieval) for pid in shown}
         shown = [pid for pid in shown if hits[pid]]
         t3 = time.perf_counter()
-        off_topic = settings.off_topic_check and not scope and not about_the_policies(query)
         missing = {pid: set(coverage(query, self.vocabularies[pid], _GENERIC)[1]) for pid in shown}
         token_set = set(tokens)
         rows = []
@@ -233,7 +234,7 @@ class Engine:
             # Beside the single-site rule: a key word of the question that another site's policy has and
             # this one lacks, with no sentence of this one close in meaning, means this one does not say.
             elsewhere = any(word not in missing[other] for word in missing[pid] for other in shown if other != pid)
-            abstained = self._abstains(query, [pid], evidence, off_topic) or (elsewhere and evidence < settings.strong_evidence)
+            abstained = self._abstains(query, [pid], evidence, False) or (elsewhere and evidence < settings.strong_evidence)
             close = [h for h in second if not abstained and h.score >= first.score - SECOND_QUOTE_MARGIN]
             rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set)[0]))
         # Sites whose policy answers first (best first), then those that do not say.

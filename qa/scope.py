@@ -20,7 +20,7 @@ _SITE = r"(?:job\s+)?(?:site|website|platform|company|policy)"
 # Asking across sites. "them/these/those" alone refer to the sites just discussed (see _REFERS_BACK).
 # "companies" only counts with "all/these/those" ("which companies does it share with?" asks for recipients).
 _ACROSS = re.compile(
-    rf"\b(?:any|all|each|every|which|both|none|either|neither|most|some)\s+(?:one\s+)?of\s+(?:them|these|those|you|the\s+(?:other\s+)?(?:{_SITES}|companies))\b"
+    rf"\b(?:any|all|each|every|which|both|none|either|neither|most|some)\s+(?:one\s+)?of\s+(?:them|you|(?:these|those)(?:\s+(?:other\s+)?(?:{_SITES}|companies))?|the\s+(?:other\s+)?(?:{_SITES}|companies))\b"
     rf"|\b(?:all|any|which|what|these|those|the|both)\s+(?:of\s+the\s+)?(?:other\s+)?{_SITES}\b"
     rf"|\b(?:all|these|those|both)\s+(?:of\s+the\s+)?(?:job\s+)?companies\b"
     rf"|\b(?:every|each)\s+{_SITE}\b|\bany\s+(?:job\s+)?(?:site|website|platform)\b"
