@@ -52,8 +52,18 @@ def open_engine(index_dir: Path | None, model: str | None = None):
     return engine
 
 
-def _print_answer(answer) -> None:
-    print(answer.answer)
+def _print_answer(answer, policies: dict | None = None) -> None:
+    if answer.by_policy:  # across sites: the lead line, then one table row per site
+        import shutil
+
+        from qa.compare import comparison_rows, not_shown, text_table
+
+        print(answer.answer.splitlines()[0])
+        print(text_table(comparison_rows(answer, policies or {}), width=min(shutil.get_terminal_size((100, 24)).columns, 140)))
+        if not_shown(answer):
+            print(answer.answer.splitlines()[-1])
+    else:
+        print(answer.answer)
     print()
     print("Sources:")
     for c in answer.citations:
@@ -111,7 +121,7 @@ def cmd_ask(args) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
-        _print_answer(answer)
+        _print_answer(answer, engine.index.policies)
     return 0
 
 

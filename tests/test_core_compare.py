@@ -122,3 +122,61 @@ def test_more_sites_than_the_limit_are_counted_not_shown(engine):
 def test_site_row_round_trips_through_a_dict():
     row = SiteRow("jacces", "JACCES", True, (2, 3))
     assert SiteRow.from_dict(row.to_dict()) == row
+
+
+# ---------------------------------------------------------------- the table (terminal) and the command line
+
+def _answer_with_rows() -> Answer:
+    from index.types import Citation
+
+    def cite(n, pid, highlight, section="S"):
+        return Citation(n, pid, pid.upper(), section, highlight, 0, len(highlight), highlight, 0, len(highlight), 0.5)
+
+    long = "We may provide personal information to partner companies when permitted by law, " * 3
+    return Answer("q", "What each policy says (1 of 2 address this):\n• …", False, ["a", "b", "c"],
+                  [cite(1, "a", long), cite(2, "a", "Second."), cite(3, "b", "Cookies.", "About Cookie")],
+                  by_policy=[SiteRow("a", "A Inc.", False, (1, 2)), SiteRow("b", "B Inc.", True, (3,))])
+
+
+def test_text_table_has_a_row_per_site_wrapped_to_width():
+    from qa.compare import comparison_rows, not_shown, text_table
+
+    answer = _answer_with_rows()
+    rows = comparison_rows(answer, {})
+    assert [r.site for r in rows] == ["A Inc.", "B Inc."]
+    assert rows[1].says == "Does not say. (closest: About Cookie)" and rows[0].says.startswith("“We may provide")
+    table = text_table(rows, width=80)
+    lines = table.splitlines()
+    assert lines[0].startswith("Site") and "What the policy says" in lines[0] and lines[0].endswith("Source")
+    assert all(len(line) <= 80 for line in lines)
+    assert any(line.endswith("[1] [2]") for line in lines) and any(line.endswith("[3]") for line in lines)
+    assert len(lines) > 4  # the long quote wrapped onto more lines
+    assert not_shown(answer) == 1
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_prints_the_comparison_as_a_table_and_json_rows(default_index, tmp_path):
+    import json
+
+    human = _cli("ask", "which sites use Google Analytics?", "--index", str(default_index))
+    assert human.returncode == 0, human.stderr
+    assert "Site" in human.stdout and "| What the policy says" in human.stdout and "Does not say." in human.stdout
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(row) for row in [
+        {"id": "w", "question": "which of the sites give my details to employers?", "history": ["Does JapanWork use Google Analytics?"]},
+        {"id": "n", "question": "what about en Japan?", "history": ["Does JapanWork use cookies?"]},
+    ]) + "\n")
+    out = _cli("ask", "--json", "--questions-file", str(questions), "--index", str(default_index))
+    assert out.returncode == 0, out.stderr
+    wide, narrow = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(wide["policies"]) == 5 and len(wide["by_policy"]) == 5
+    assert {n for r in wide["by_policy"] for n in r["citations"]} == {c["n"] for c in wide["citations"]}
+    assert narrow["policies"] == ["en-japan"] and narrow["by_policy"] == []
