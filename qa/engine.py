@@ -156,7 +156,11 @@ class Engine:
                 return text
         if history and (len(set(tokenize(text)) - _GENERIC) <= 2 or _FOLLOW_UP.search(text)):
             previous = history[-1]
-            text = f"{strip_names(previous, resolve_policies(previous, self.patterns)[1])} {text}"
+            if self.settings.compare:  # the previous question read in its own context ("can I turn them off?" → cookies)
+                context = self.query_text(previous, resolve_policies(previous, self.patterns)[1], history[:-1])
+            else:
+                context = strip_names(previous, resolve_policies(previous, self.patterns)[1])
+            text = f"{context} {text}"
         return text
 
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:

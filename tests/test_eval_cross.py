@@ -105,3 +105,34 @@ def test_cross_figures_aggregate_rows_and_follow_ups():
     assert f["questions"] == 1 and f["followups"] == 1
     assert f["site_recall"] == 1.0 and f["site_abstain_recall"] == 0.5
     assert f["followup_scope_accuracy"] == 0.0 and f["compare_scope_accuracy"] == 1.0
+
+
+# ---------------------------------------------------------------- PolicyQA on the cross-site gold
+
+CHECKED_CROSS = ("site_recall", "site_abstain_recall", "followup_scope_accuracy")
+
+
+@pytest.fixture(scope="module")
+def cross_records(engine):
+    from eval.baselines import EngineSystem
+    from eval.cross import run_cross
+
+    return run_cross(EngineSystem("policyqa", engine), ROWS)
+
+
+def test_no_regression_across_sites(cross_records):
+    """Site recall, silent-site recall and follow-up scoping on dev+test stay within 3 points of eval/recorded.json."""
+    recorded = load_recorded().get("policyqa_cross", {}).get("all")
+    assert recorded, "eval/recorded.json lacks PolicyQA's cross-site figures: run `python -m eval --record`"
+    got = cross_figures(cross_records)
+    drops = [f"{k} {got[k]:.3f} < recorded {recorded[k]:.3f}" for k in CHECKED_CROSS if got[k] < recorded[k] - 0.03 - 1e-9]
+    assert not drops, "; ".join(drops)
+
+
+def test_issue_examples_across_sites(cross_records):
+    """The three answers the issue reported wrong: all five sites asked, and the follow-up widened."""
+    by_id = {r["id"]: r for r in cross_records}
+    for rid in ("cd01", "cd02"):  # sell my data / delete my data: every site searched, one row each
+        assert len(by_id[rid]["rows"]) == 5 and by_id[rid]["scope_ok"]
+    assert by_id["fd01"]["scope_ok"]  # "which of the sites give my details to employers?" after a JapanWork question
+    assert sum(1 for j in by_id["cd01"]["sites"] if j["cited"]) >= 4
