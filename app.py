@@ -227,15 +227,84 @@ def policy_html(policy, citations: list[dict], turn: int) -> str:
 
 
 def compare_rows(turn: Turn) -> list[dict]:
-    """One row per cited policy, in citation order: its top citation's quoted sentence."""
-    rows, seen = [], set()
-    for c in turn.answer["citations"]:
-        if c["policy_id"] in seen:
-            continue
-        seen.add(c["policy_id"])
-        rows.append({"policy_id": c["policy_id"], "company": _name(turn.policies, c["policy_id"]),
-                     "quote": " ".join(c["highlight"].split()), "n": c["n"]})
+    """One row per site in scope (the answer's `by_policy`, in its order: sites that answer first):
+    its best clause's quoted sentence, or that its policy does not say (the closest clause still numbered)."""
+    a = turn.answer
+    by_n = {c["n"]: c for c in a["citations"]}
+    rows = []
+    for r in a.get("by_policy") or []:
+        top = by_n.get(r["citations"][0]) if r["citations"] else None
+        rows.append({"policy_id": r["policy_id"], "company": _short(turn.policies, r["policy_id"]),
+                     "abstained": r["abstained"], "quote": " ".join(top["highlight"].split()) if top else "",
+                     "section": top["section"] if top else "", "numbers": list(r["citations"])})
     return rows
+
+
+def compare_table_html(turn: Turn) -> str:
+    """The answer across sites as a real table (its rows stack at phone width); all text escaped."""
+    rows, t = compare_rows(turn), turn.number
+    answered = sum(not r["abstained"] for r in rows)
+    out = ['<table class="pq-compare"><caption>Compare: what each policy says '
+           f'<span class="pq-count">({answered} of {len(rows)} address this)</span></caption>'
+           '<thead><tr><th scope="col">Site</th><th scope="col">What the policy says</th>'
+           '<th scope="col">Source</th></tr></thead><tbody>']
+    for r in rows:
+        if r["abstained"]:
+            says = ('<strong class="pq-silent">Does not say.</strong> '
+                    f'<span class="pq-closest">Closest: {esc_html(r["section"] or "an untitled clause")}</span>')
+        else:
+            says = f"“{esc_html(r['quote'])}”"
+        buttons = " ".join(f'<button type="button" class="pq-btn pq-n" data-pq-cite="{t}-{n}" '
+                           f'aria-label="Open citation {n} in the full policy">[{n}]</button>' for n in r["numbers"])
+        out.append(f'<tr class="{"pq-row-silent" if r["abstained"] else "pq-row"}" data-policy="{esc_html(r["policy_id"])}">'
+                   f'<th scope="row">{esc_html(r["company"])}</th><td class="pq-says">{says}</td>'
+                   f'<td class="pq-refs">{buttons}</td></tr>')
+    out.append("</tbody></table>")
+    more = len(turn.answer["policies"]) - len(rows)
+    if more > 0:
+        out.append(f'<p class="pq-note">… and {more} more {"policy" if more == 1 else "policies"} not shown: '
+                   "name one in your question, or pick it in the policy menu, to ask it directly.</p>")
+    return "".join(out)
+
+
+def _silent_line(turn: Turn) -> str:
+    silent = [r["policy_id"] for r in turn.answer.get("by_policy") or [] if r["abstained"]]
+    if not silent:
+        return ""
+    return f'<br><span>Does not say:</span> {esc_html(", ".join(_short(turn.policies, p) for p in silent))}'
+
+
+def _card_html(c: dict, turn: Turn) -> str:
+    t = turn.number
+    label = f"Open citation {c['n']}, {_short(turn.policies, c['policy_id'])} {c['section']}, in the full policy"
+    return (
+        f'<li class="pq-card" id="pq-card-{t}-{c["n"]}" data-pq-cite="{t}-{c["n"]}">'
+        f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c["n"]}" aria-label="{esc_html(label)}">'
+        f'<span class="pq-n">[{c["n"]}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c["policy_id"]))}</span>'
+        f'<span class="pq-section">{esc_html(c["section"] or "(untitled clause)")}</span></button>'
+        f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
+        f'<span class="pq-open" aria-hidden="true">Show in the full policy ›</span></li>'
+    )
+
+
+def cards_html(turn: Turn) -> str:
+    """The source cards; across sites, grouped under each site (in the table's order)."""
+    a = turn.answer
+    cites = a["citations"]
+    if not a.get("by_policy"):
+        return (f'<ol class="pq-cards" aria-label="{"Closest clauses" if a["abstained"] else "Quoted clauses"}">'
+                + "".join(_card_html(c, turn) for c in cites) + "</ol>")
+    by_n = {c["n"]: c for c in cites}
+    out = ['<div class="pq-groups">']
+    for r in a["by_policy"]:
+        name = _short(turn.policies, r["policy_id"])
+        status = "does not say; closest clause" if r["abstained"] else "quoted"
+        out.append(f'<section class="pq-site" data-policy="{esc_html(r["policy_id"])}" aria-label="{esc_html(name)}">'
+                   f'<h3 class="pq-site-name">{esc_html(name)} <span class="pq-site-status">— {status}</span></h3>'
+                   f'<ol class="pq-cards" aria-label="{esc_html(name)} clauses">'
+                   + "".join(_card_html(by_n[n], turn) for n in r["citations"] if n in by_n) + "</ol></section>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def sources_html(turn: Turn | None, message: str = "") -> str:
@@ -258,10 +327,13 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
     for c in cites:
         if c["policy_id"] not in quoted:
             quoted.append(c["policy_id"])
+    shown_quoted = quoted  # across sites, "Quoted" names the sites whose policy answers
+    if a.get("by_policy"):
+        shown_quoted = [r["policy_id"] for r in a["by_policy"] if not r["abstained"]]
     out = [f'<div class="pq-sources" data-turn="{t}">', '<div class="pq-head"><h2 class="pq-title">Sources</h2>',
            '<button type="button" class="pq-btn pq-copy" data-pq-copy>Copy answer</button></div>',
            f'<p class="pq-scope"><span>Searched:</span> {esc_html(scope)}<br><span>Quoted:</span> '
-           f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or "nothing")}</p>',
+           f'{esc_html(", ".join(_name(turn.policies, p) for p in shown_quoted) or "nothing")}{_silent_line(turn)}</p>',
            f'<pre class="pq-plain" hidden>{esc_html(plain_answer(turn))}</pre>']
     if a["abstained"]:
         out.append(
@@ -269,36 +341,9 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
             f'{"The policy searched does" if len(searched) == 1 else "The policies searched do"} not say anything '
             "that answers this question. The closest clauses are below so you can check for yourself.</p>"
         )
-    rows = compare_rows(turn)
-    if not a["abstained"] and len(rows) > 1:
-        out.append('<table class="pq-compare"><caption>Compare: what each policy says</caption>'
-                   '<thead><tr><th scope="col">Company</th><th scope="col">What the policy says</th>'
-                   '<th scope="col">Source</th></tr></thead><tbody>')
-        for r in rows:
-            out.append(
-                f'<tr><th scope="row">{esc_html(r["company"])}</th><td>“{esc_html(r["quote"])}”</td>'
-                f'<td><button type="button" class="pq-btn pq-n" data-pq-cite="{t}-{r["n"]}" '
-                f'aria-label="Open citation {r["n"]} in the full policy">[{r["n"]}]</button></td></tr>'
-            )
-        out.append("</tbody></table>")
-        missing = [p for p in searched if p not in {r["policy_id"] for r in rows}]
-        if missing:
-            out.append(
-                f'<p class="pq-note">Not among the closest clauses: {esc_html(", ".join(_short(turn.policies, p) for p in missing))}. '
-                "Pick one in the policy menu to ask it directly.</p>"
-            )
-    out.append(f'<ol class="pq-cards" aria-label="{"Closest clauses" if a["abstained"] else "Quoted clauses"}">')
-    for c in cites:
-        label = f"Open citation {c['n']}, {_short(turn.policies, c['policy_id'])} {c['section']}, in the full policy"
-        out.append(
-            f'<li class="pq-card" id="pq-card-{t}-{c["n"]}" data-pq-cite="{t}-{c["n"]}">'
-            f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c["n"]}" aria-label="{esc_html(label)}">'
-            f'<span class="pq-n">[{c["n"]}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c["policy_id"]))}</span>'
-            f'<span class="pq-section">{esc_html(c["section"] or "(untitled clause)")}</span></button>'
-            f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
-            f'<span class="pq-open" aria-hidden="true">Show in the full policy ›</span></li>'
-        )
-    out.append("</ol>")
+    if any(not r["abstained"] for r in a.get("by_policy") or []):
+        out.append(compare_table_html(turn))
+    out.append(cards_html(turn))
     out.append('<section class="pq-viewer" hidden aria-label="Full policy text">'
                '<div class="pq-viewer-bar"><h3 class="pq-viewer-title">Full policy</h3>'
                '<button type="button" class="pq-btn" data-pq-close>Close</button></div>')
@@ -443,8 +488,16 @@ mark.pq-hl, mark.pq-active-hl { background: #fde68a; color: #1f2937; padding: 0 
 mark.pq-clause { background: transparent; color: inherit; border-bottom: 1px dotted var(--color-accent); }
 mark.pq-clause.pq-active { background: rgba(59, 130, 246, .18); border-bottom: 2px solid var(--color-accent); }
 mark.pq-clause.pq-active-hl { background: #fde68a; color: #1f2937; }
+.pq-compare .pq-count { font-weight: 400; opacity: .8; }
+.pq-compare tr.pq-row-silent td.pq-says { opacity: .85; }
+.pq-silent { font-weight: 600; }
+.pq-closest { font-size: .9rem; opacity: .85; overflow-wrap: anywhere; }
+.pq-refs .pq-btn { margin: 0 .15rem .15rem 0; }
+.pq-groups { display: flex; flex-direction: column; gap: .9rem; }
+.pq-site-name { font-size: 1rem; font-weight: 600; margin: 0 0 .35rem 0; }
+.pq-site-status { font-weight: 400; opacity: .75; font-size: .9rem; }
 @media (max-width: 640px) { .pq-compare thead { display: none; } .pq-compare tr { display: block; border: 1px solid var(--border-color-primary); margin-bottom: .4rem; }
-  .pq-compare th, .pq-compare td { display: block; border: none; } }
+  .pq-compare th, .pq-compare td { display: block; border: none; } .pq-compare td.pq-refs { width: auto; white-space: normal; } }
 """
 
 PAGE_CSS = """
@@ -478,9 +531,11 @@ def _new_session() -> dict:
     return {"questions": [], "messages": [], "turn": 0}
 
 
-def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str]) -> str:
+def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str], said: str = "") -> str:
     if choice and choice != ALL:
         return "chosen in the policy menu"
+    if said:  # the engine's own words: named, added, widened, carried on from the earlier question
+        return said
     if len(searched) >= len(engine.index.policies):
         return ""
     if resolve_policies(question, engine.patterns)[0]:
@@ -510,7 +565,7 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         return messages, None, session
     data = answer.to_dict()
     session["turn"] = session.get("turn", 0) + 1
-    reason = _scope_reason(engine, data["question"], history, choice, data["policies"])
+    reason = _scope_reason(engine, data["question"], history, choice, data["policies"], data.get("scope_reason", ""))
     turn = Turn(session["turn"], data, engine.index.policies, reason)
     note = ""
     if looks_non_english(text):
