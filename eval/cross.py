@@ -35,12 +35,15 @@ def load_cross(split: str = "all") -> list[dict]:
 
 
 def ask_row(system, row: dict) -> dict:
-    from qa.engine import QuestionError
+    """One system's Answer to one cross-site gold row, as the JSON the scorer reads."""
+    from index.errors import PolicyQAError
+    from index.types import Answer
 
     try:
-        return system.ask(row["question"], k=max(MIN_K, len(row["scope"])), history=row.get("history") or None)
-    except QuestionError as e:
-        return {"question": row["question"], "answer": "", "abstained": False, "policies": [], "citations": [], "error": str(e)}
+        answer = system.ask(row["question"], k=max(MIN_K, len(row["scope"])), history=row.get("history") or None)
+    except PolicyQAError as e:
+        answer = Answer.refused(row["question"], str(e))
+    return answer.to_dict()
 
 
 def score_row(row: dict, answer: dict) -> dict:

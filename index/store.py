@@ -21,6 +21,7 @@ import numpy as np
 from scipy import sparse
 
 from index.corpus import checksum
+from index.errors import IndexLoadError  # noqa: F401  (raised here; its home is index.errors)
 from index.types import Passage, Policy
 
 FORMAT = "policyqa-index"
@@ -28,10 +29,6 @@ FORMAT_VERSION = 2  # 2: headings.npz (clause heading vectors)
 CURRENT = "CURRENT"
 QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
-
-
-class IndexLoadError(RuntimeError):
-    """An index directory that is missing, partial, corrupt or built for another model."""
 
 
 @dataclass
@@ -59,7 +56,7 @@ class StoredIndex:
 
     @property
     def query_encoder_dir(self) -> Path | None:
-        """The version's exported ONNX query encoder (qa.query_encoder), if it has a complete one."""
+        """The version's exported ONNX query encoder (index.onnx_encoder), if it has a complete one."""
         entry = self.manifest.get("query_encoder")
         if not entry or entry.get("format") != "onnx":
             return None

@@ -71,6 +71,7 @@ class Hit:
     score: float  # fused retrieval score, higher is better
     dense: float  # cosine similarity of question and passage
     lexical: float  # BM25 score
+    row: int  # the passage's row in the index's arrays (embeddings, sentences, headings)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class Citation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Citation":
+        return cls(**{f: d[f] for f in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -112,18 +117,22 @@ class SiteRow:
 
 @dataclass
 class Answer:
+    """What every front end shows: `policyqa ask --json` prints `to_dict()`, the page's /ask returns it.
+    `error` is set (and `citations` empty) for a question that could not be asked, e.g. in a batch."""
+
     question: str
     answer: str
     abstained: bool
     policies: list[str]
     citations: list[Citation]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
     # A question across sites (naming none, or several): one row per site in scope, shown first to last.
     by_policy: list[SiteRow] = field(default_factory=list)
     scope_reason: str = ""  # why these policies were searched, in words a page can show
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
@@ -133,3 +142,21 @@ class Answer:
             "by_policy": [row.to_dict() for row in self.by_policy],
             "scope_reason": self.scope_reason,
         }
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Answer":
+        return cls(
+            question=d["question"], answer=d["answer"], abstained=bool(d["abstained"]), policies=list(d["policies"]),
+            citations=[Citation.from_dict(c) for c in d["citations"]], timings_ms=dict(d.get("timings_ms") or {}),
+            error=d.get("error"), by_policy=[SiteRow.from_dict(r) for r in d.get("by_policy") or []],
+            scope_reason=d.get("scope_reason") or "",
+        )
+
+    @classmethod
+    def refused(cls, question: str, error: str, timings_ms: dict[str, float] | None = None) -> "Answer":
+        """The record of a question that could not be asked: no answer, no citations, the reason."""
+        return cls(question=question, answer="", abstained=False, policies=[], citations=[],
+                   timings_ms=dict(timings_ms or {}), error=error)

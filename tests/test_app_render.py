@@ -117,7 +117,7 @@ def test_compare_table_escapes_policy_text(engine):
 
     answer = Answer("q", "a", False, ["japanwork", "jacces"], [cite(1, "japanwork", ATTACK), cite(2, "jacces", "x")],
                     by_policy=[SiteRow("japanwork", "JapanWork, Inc.", False, (1,)), SiteRow("jacces", "JACCES", True, (2,))])
-    html = app.sources_html(app.Turn(1, answer.to_dict(), engine.index.policies, "every site"))
+    html = app.sources_html(app.Turn(1, answer, engine.index.policies, "every site"))
     table = re.search(r'<table class="pq-compare">.*?</table>', html, re.S).group(0)
     assert "<img" not in table and "<script" not in table and "<b>" not in html.replace("<blockquote", "")
     assert app.esc_html(" ".join(ATTACK.split())) in table and "&lt;b&gt;Clause&lt;/b&gt;" in table

@@ -180,3 +180,13 @@ def test_cli_prints_the_comparison_as_a_table_and_json_rows(default_index, tmp_p
     assert len(wide["policies"]) == 5 and len(wide["by_policy"]) == 5
     assert {n for r in wide["by_policy"] for n in r["citations"]} == {c["n"] for c in wide["citations"]}
     assert narrow["policies"] == ["en-japan"] and narrow["by_policy"] == []
+
+
+def test_answer_with_rows_round_trips_through_json():
+    import json
+
+    answer = _answer_with_rows()
+    answer.scope_reason = "every site: your question asks across sites"
+    again = Answer.from_dict(json.loads(json.dumps(answer.to_dict())))
+    assert again.by_policy == answer.by_policy and isinstance(again.by_policy[0], SiteRow)
+    assert again.scope_reason == answer.scope_reason and again.to_dict() == answer.to_dict()
