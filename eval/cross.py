@@ -9,9 +9,7 @@ highest, one chunk per citation) has as many citations as there are sites to cov
 """
 from __future__ import annotations
 
-import json
-
-from eval.gold import EVAL_DIR, SPLITS
+from eval.gold import EVAL_DIR, load_questions
 from eval.metrics import NOT_ADDRESSED_LABEL, mean, scope_correct, site_abstention, site_judgements, site_recall
 
 CROSS_KINDS = ("compare", "followup")
@@ -24,14 +22,7 @@ def cross_path(split: str):
 
 def load_cross(split: str = "all") -> list[dict]:
     """Cross-site gold rows of `split` ("dev", "test" or "all"), each with an added "split" key."""
-    splits = SPLITS if split == "all" else (split,)
-    rows = []
-    for s in splits:
-        if s not in SPLITS:
-            raise ValueError(f"unknown split {s!r}; use dev, test or all")
-        with open(cross_path(s), encoding="utf-8") as f:
-            rows.extend({**json.loads(line), "split": s} for line in f if line.strip())
-    return rows
+    return load_questions(split, cross_path)
 
 
 def ask_row(system, row: dict) -> dict:

@@ -180,15 +180,22 @@ class Engine:
         off_topic = self.settings.off_topic_check and not scope and not about_the_policies(query)
         abstained = not citations or self._abstains(query, searched, evidence, off_topic)
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
+        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
+
+    def _answer(self, question: str, text: str, abstained: bool, scope: list[str], citations: list[Citation],
+                clock: tuple[float, float, float, float], reason: str, by_policy: list[SiteRow] | None = None) -> Answer:
+        """The Answer, timed: `clock` holds the start, and the ends of resolving, encoding and retrieving."""
+        t0, t1, t2, t3 = clock
         t4 = time.perf_counter()
         timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
         return Answer(
             question=question,
-            answer=answer_text,
+            answer=text,
             abstained=abstained,
             policies=scope or sorted(self.index.policies),
             citations=citations,
             timings_ms={name: 1000 * v for name, v in timings.items()},
+            by_policy=list(by_policy or []),
             scope_reason=reason,
         )
 
@@ -241,18 +248,7 @@ class Engine:
             site_rows.append(SiteRow(pid, self.index.policies[pid].company, abstained, tuple(c.n for c in numbered)))
         abstained = all(r.abstained for r in site_rows)
         answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown))
-        t4 = time.perf_counter()
-        timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
-        return Answer(
-            question=question,
-            answer=answer_text,
-            abstained=abstained,
-            policies=scope or sorted(self.index.policies),
-            citations=citations,
-            timings_ms={name: 1000 * v for name, v in timings.items()},
-            by_policy=site_rows,
-            scope_reason=reason,
-        )
+        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
 
     def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int) -> list[Hit]:
         settings = self.settings
