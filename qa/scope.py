@@ -24,12 +24,14 @@ _ACROSS = re.compile(
     rf"|\b(?:all|any|which|what|these|those|the|both)\s+(?:of\s+the\s+)?(?:other\s+)?{_SITES}\b"
     rf"|\b(?:all|these|those|both)\s+(?:of\s+the\s+)?(?:job\s+)?companies\b"
     rf"|\b(?:every|each)\s+{_SITE}\b|\bany\s+(?:job\s+)?(?:site|website|platform)\b"
-    r"|\bthe\s+others\b|\bthe\s+rest\b|\bcompar(?:e|es|ed|ing|ison|isons)\b|\bside\s+by\s+side\b|\bdiffer\w*\s+(?:between|among)\b",
+    r"|\bthe\s+others\b|\bthe\s+rest\b|\bcompar(?:e|es|ed|ing|ison|isons)\b|\bside\s+by\s+side\b|\bdiffer\w*\s+(?:between|among)\b"
+    # the same in Japanese: どのサイト, 各サイト, すべてのサイト, 他のサイト, 比較, それぞれ
+    r"|どの(?:サイト|会社|企業|サービス)|(?:各|全|すべての|全ての|他の|ほかの)(?:サイト|会社|企業|サービス)|比較|比べ|それぞれ",
     re.I,
 )
 # After a question naming a site, these still mean "every site" ("how does JapanWork compare with the others?").
 _ALL_SITES = re.compile(r"\b(?:the\s+others|the\s+rest|the\s+other\s+(?:job\s+)?sites|all\s+(?:the\s+|these\s+)?(?:job\s+)?sites"
-                        r"|every\s+(?:job\s+)?site|each\s+(?:job\s+)?site)\b", re.I)
+                        r"|every\s+(?:job\s+)?site|each\s+(?:job\s+)?site)\b|(?:他の|ほかの|すべての|全ての|各)サイト", re.I)
 # "any of them", "which of these" point back at the sites just asked about when those were several.
 _REFERS_BACK = re.compile(r"\b(?:any|all|each|which|both|none|either|neither|most|some)\s+(?:one\s+)?of\s+(?:them|these|those)\b(?!\s+" + _SITES + ")", re.I)
 # "and JapanWork?", "JapanWork too", "also en Japan", "what about JACCES as well?" add to the sites before.

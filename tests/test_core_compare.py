@@ -190,3 +190,12 @@ def test_answer_with_rows_round_trips_through_json():
     again = Answer.from_dict(json.loads(json.dumps(answer.to_dict())))
     assert again.by_policy == answer.by_policy and isinstance(again.by_policy[0], SiteRow)
     assert again.scope_reason == answer.scope_reason and again.to_dict() == answer.to_dict()
+
+
+@pytest.mark.parametrize("history,question,expected", [
+    ([], "どのサイトが私のデータを売りますか？", EVERY),
+    (["Does JapanWork use cookies?"], "他のサイトはどうですか？", EVERY),
+    (["Does JapanWork use cookies?"], "それは削除できますか？", ("japanwork",)),
+])
+def test_japanese_questions_widen_too(history, question, expected):
+    assert conversation_scope(question, history, PATTERNS).policies == expected
