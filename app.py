@@ -1,12 +1,13 @@
 """The PolicyQA web page: ask the job-site privacy policies questions, read the quoted clauses.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy | --allow-add-policy]
     policyqa serve            (the same, through the CLI)
 
 The page is a thin layer over the `qa` library the CLI uses: one Engine, loaded once at start,
 answers every question (`Engine.ask`); nothing here retrieves on its own.
 
-"Add a policy" (on unless --no-add-policy / `build_app(..., allow_add=False)`): an uploaded file or
+"Add a policy" (on when serving on loopback, unless --no-add-policy; on another address only with
+--allow-add-policy; `build_app(..., allow_add=False)`): an uploaded file or
 pasted text goes into the index this page serves through `index.library` (locked, atomic, only the
 new passages embedded); the page then reads the new index version into a new Engine and swaps it
 into its `EngineHolder`, so every later question, from anyone, can be answered from the new policy.
@@ -17,7 +18,11 @@ below): one card per citation with company, clause heading, the passage with the
 sentence marked, and the [n] the answer uses. Clicking a card or an [n] opens the whole policy
 scrolled to that clause, marked. A question over several policies also gets a per-company table.
 
-API: `/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) returns exactly
+Policies added on the page are recorded with origin "page": the page may replace or remove only
+those, never the shipped ones or those added with `policyqa add` (a clash is refused).
+
+API: POST /api/ask (plain JSON, see `mount_json_api`) and
+`/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) return exactly
 `policyqa ask --json`'s object (Answer.to_dict()). A question the engine refuses (empty, over
 2,000 characters, not text, unknown policy id) returns `{"error": "<message for the user>"}`
 instead - the same convention as `policyqa ask --questions-file` - never a traceback.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import logging
 import os
 import re
@@ -574,12 +580,13 @@ class EngineHolder:
 
         with self._lock:
             encoder = self.build_encoder()
+            # origin "page": the page adds new policies and replaces only those the page added.
             if path is not None:
                 report = add_file(self.index_dir, path, policy_id=policy_id, company=company, encoder=encoder,
-                                  wait=self.wait)
+                                  wait=self.wait, origin="page")
             else:
                 report = add_text(self.index_dir, text, company=company, policy_id=policy_id, encoder=encoder,
-                                  wait=self.wait)
+                                  wait=self.wait, origin="page")
             served = self.engine.index.policies
             # Re-read also when nothing changed but the policy is not served (added by `policyqa add` meanwhile).
             if report.changed or any(c.id not in served for c in report.changes):
@@ -599,11 +606,18 @@ class EngineHolder:
         restart; one that cannot be read is logged once and the version in memory goes on serving."""
         from index.store import IndexLoadError, live_version
 
-        live = live_version(self.index_dir)  # one small file read per question
+        try:
+            live = live_version(self.index_dir)  # one small file read per question
+        except IndexLoadError:  # CURRENT damaged or lost meanwhile: `policyqa index repair` fixes it
+            live = None
         if live is None or live == self.engine.index.path or live == self._unreadable:
             return self.engine
         with self._lock:
-            if live_version(self.index_dir) != self.engine.index.path:
+            try:
+                changed = live_version(self.index_dir) != self.engine.index.path
+            except IndexLoadError:
+                changed = False
+            if changed:
                 try:
                     self.reload()
                 except IndexLoadError as e:
@@ -715,13 +729,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
-        try:
-            return holder.current().ask(question, policy=(policy or None)).to_dict()
-        except QuestionError as e:
-            return {"error": str(e)}
-        except Exception as e:  # never a traceback; never the question in the log
-            log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
-            return {"error": "something went wrong while answering; please try again"}
+        return api_answer(holder, question, policy)[0]
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
@@ -754,8 +762,9 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
                     with gr.Accordion("Add a policy", open=False, elem_id="pq-add"):
                         gr.Markdown(
                             "Add a privacy policy to the ones this page answers from. It is indexed on this server "
-                            "and questions about it work at once, **for everyone using this page**. Adding the "
-                            "same company's policy again replaces its text.", elem_id="pq-add-intro")
+                            "and questions about it work at once, **for everyone using this page**. A policy added "
+                            "here can be replaced here; the policies this page ships with, and those added by its "
+                            "operator, cannot.", elem_id="pq-add-intro")
                         # No file_types filter: the library names what it cannot read, in the panel below.
                         add_file = gr.File(label=f"Policy file: .txt, .md, .html/.htm or .pdf, up to {MAX_BYTES // 2**20} MB",
                                            file_count="single", type="filepath", elem_id="pq-add-file")
@@ -804,7 +813,63 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
 
         gr.api(ask, api_name="ask")
     demo.pq_max_upload = f"{MAX_BYTES // 2**20}mb" if allow_add else "1mb"
+    demo.pq_holder = holder  # for POST /api/ask, mounted at launch
     return demo
+
+
+def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int]:
+    """(`policyqa ask --json`'s object, 200), or ({"error": message}, 400) for a question that cannot
+    be asked (empty, too long, not text, unknown policy) and ({"error": ...}, 500) for a failure of ours.
+    The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
+    try:
+        return holder.current().ask(question, policy=(policy or None)).to_dict(), 200
+    except QuestionError as e:
+        return {"error": str(e)}, 400
+    except Exception as e:  # never a traceback; never the question in the log
+        log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
+        return {"error": "something went wrong while answering; please try again"}, 500
+
+
+API_MAX_BODY = 64 * 1024  # bytes of JSON a POST /api/ask may send (a question is at most 2,000 characters)
+
+
+def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAULT_CONCURRENCY) -> None:
+    """POST /api/ask beside the page, for scripts without gradio_client:
+    {"question": "...", "policy": "japanwork" (optional)} -> `policyqa ask --json`'s object, or
+    {"error": "..."} with status 400 (bad question or body), 413 (body too large) or 415 (not JSON).
+    It answers outside Gradio's queue, `threads` questions at once (more wait for a thread)."""
+    import anyio
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    limiter = anyio.CapacityLimiter(threads)
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def api_ask(request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > API_MAX_BODY):
+            return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > API_MAX_BODY:
+                return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return refuse(415, 'the request body must be JSON, e.g. {"question": "can JapanWork share my data?", "policy": "japanwork"}')
+        if not isinstance(data, dict) or "question" not in data:
+            return refuse(400, 'the JSON body must be an object with a "question", e.g. {"question": "can JapanWork share my data?"}')
+        unknown = sorted(set(data) - {"question", "policy"})
+        if unknown:
+            return refuse(400, f"unknown field {unknown[0][:40]!r}; send \"question\" and, optionally, \"policy\"")
+        result, status = await anyio.to_thread.run_sync(api_answer, holder, data["question"], data.get("policy"),
+                                                        limiter=limiter)
+        return JSONResponse(result, status_code=status)
+
+    demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
 
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
@@ -813,11 +878,16 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
-    return demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
+    launched = demo.launch(
+        server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
         show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
         footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
     )
+    if getattr(demo, "pq_holder", None) is not None:
+        mount_json_api(demo, demo.pq_holder, concurrency)
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def theme() -> gr.themes.Base:
@@ -859,7 +929,11 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
     print(f"PolicyQA: {len(engine.index.policies)} policies loaded; open http://{host}:{port}", file=sys.stderr, flush=True)
     if allow_add:
         print(f"PolicyQA: \"Add a policy\" is on: visitors can add policies to the index at {directory} "
-              "(--no-add-policy turns it off)", file=sys.stderr, flush=True)
+              "and replace those added on the page, never the others (--no-add-policy turns it off)", file=sys.stderr, flush=True)
+    else:
+        print("PolicyQA: \"Add a policy\" is off" + ("" if host in ("127.0.0.1", "localhost", "::1") else
+              f" because the page listens on {host}, not only this machine (--allow-add-policy turns it on)"),
+              file=sys.stderr, flush=True)
     holder = EngineHolder(engine, directory)
     return launch_app(build_app(holder, allow_add=allow_add), host=host, port=port, block=block)
 
@@ -871,15 +945,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
     p.add_argument("--model", help="sentence-transformers model name or path (default: the index's)")
     p.add_argument("--no-add-policy", action="store_true",
-                   help="leave out the \"Add a policy\" panel (by default visitors can add policies to the index)")
+                   help="leave out the \"Add a policy\" panel (on by default on 127.0.0.1 only)")
+    p.add_argument("--allow-add-policy", action="store_true",
+                   help="show \"Add a policy\" also when --host is not loopback (anyone reaching the page can add policies)")
     args = p.parse_args(argv)
     from index.corpus import CorpusError
     from index.embed import ModelError
+    from index.errors import PolicyQAError
     from index.store import IndexLoadError
+    from qa.cli import page_may_add
 
     try:
-        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
-    except (IndexLoadError, CorpusError, ModelError) as e:
+        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model,
+              allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
+    except (PolicyQAError, IndexLoadError, CorpusError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
