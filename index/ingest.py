@@ -118,7 +118,8 @@ class Deadline:
     """A time bound on one file's extraction, checked in its loops: a page built to be slow
     (deep nesting, millions of tags, a PDF of endless pages) is refused instead of hanging `add`."""
 
-    def __init__(self, path: Path, seconds: float = READ_SECONDS):
+    def __init__(self, path: Path, seconds: float | None = None):
+        seconds = READ_SECONDS if seconds is None else seconds
         self.path, self.seconds, self.end = path, seconds, time.monotonic() + seconds
 
     def check(self) -> None:
