@@ -127,7 +127,7 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
         policy_id = entry.get("id") or slugify(Path(entry["file"]).stem)
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", policy_id):
             raise CorpusError(f"{manifest_path}: id {policy_id[:80]!r} is not usable; use lowercase letters, digits and '-'")
-        aliases = entry.get("aliases") or ()
+        aliases = entry.get("aliases") or []
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise CorpusError(f"{manifest_path}: aliases of {entry['file']!r} must be a list of names")
         text = read_text(path)
