@@ -42,6 +42,7 @@ import re
 import sys
 import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,10 @@ STATUS_EVERY_S = 2.0
 HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
 MAX_MESSAGES = 80  # chat messages kept per session (older ones scroll off)
 ADD_WAIT_S = 30.0  # how long an add waits for another writer (e.g. `policyqa add`) to release the index
+# Answers kept per served index version for the API: many visitors ask the same few questions, and an
+# answer depends only on (index version, question, policy). Measured (eval/load_test.py, 100 users):
+# the engine's ~7 ms a question is most of what the JSON endpoint costs.
+ANSWER_CACHE = 2048
 EXAMPLES = [
     "Can JapanWork share my data with partners?",
     "Which of these sites share my data with employers?",
@@ -560,6 +565,28 @@ class EngineHolder:
         self._build_encoder = build_encoder
         self._lock = threading.Lock()  # one add at a time in this process; index_lock covers other processes
         self._unreadable: Path | None = None  # a live version that failed to load (not retried)
+        self._answers: OrderedDict = OrderedDict()  # (engine, question, policy) -> Answer.to_dict(), most recent last
+        self._answers_lock = threading.Lock()
+
+    def answer(self, question, policy: str | None = None) -> dict:
+        """`policyqa ask --json`'s object for a question, from the engine `current()` serves; an answer
+        already given by that engine is given again without asking (its timings are the first ask's).
+        Raises QuestionError like Engine.ask."""
+        engine = self.current()
+        key = (id(engine), question, policy) if isinstance(question, str) and (policy is None or isinstance(policy, str)) else None
+        if key is not None:
+            with self._answers_lock:
+                hit = self._answers.get(key)
+                if hit is not None and hit[0] is engine:
+                    self._answers.move_to_end(key)
+                    return hit[1]
+        result = engine.ask(question, policy=policy).to_dict()
+        if key is not None:
+            with self._answers_lock:
+                self._answers[key] = (engine, result)  # the engine kept alongside: its id is never reused meanwhile
+                while len(self._answers) > ANSWER_CACHE:
+                    self._answers.popitem(last=False)
+        return result
 
     def build_encoder(self):
         """A sentence-transformers encoder of the index's model, to embed new passages: the engine's
@@ -599,6 +626,8 @@ class EngineHolder:
 
         old = self.engine
         self.engine = Engine(read_index(self.index_dir), old.encoder, old.settings)
+        with self._answers_lock:
+            self._answers.clear()  # answers of the old version must not be served for the new one
 
     def current(self):
         """The engine to answer with. When the index's live version is no longer the one served (a
@@ -822,7 +851,7 @@ def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int
     be asked (empty, too long, not text, unknown policy) and ({"error": ...}, 500) for a failure of ours.
     The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
     try:
-        return holder.current().ask(question, policy=(policy or None)).to_dict(), 200
+        return holder.answer(question, policy or None), 200
     except QuestionError as e:
         return {"error": str(e)}, 400
     except Exception as e:  # never a traceback; never the question in the log
