@@ -155,7 +155,7 @@ def run_load(url: str, users: int, per_user: int, timeout: float, endpoint: str 
         for i in range(per_user):
             question = QUESTIONS[(u * 7 + i) % len(QUESTIONS)]
             if distinct:  # no two questions alike: the app's answer cache never helps
-                question = f"{question} ({u * per_user + i + 1})"
+                question = f"{question} ({endpoint} {u * per_user + i + 1})"
             t0 = time.perf_counter()
             try:
                 if endpoint == "api":
