@@ -114,7 +114,11 @@ def index_lock(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | Non
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: the lock file is truncated and written below
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise LibraryError(f"cannot open the index lock file {path} ({e.strerror}); "
+                           "it must be a regular file (delete it if it is a link)") from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         announced = False

@@ -362,6 +362,7 @@ def newest_complete_version(directory: Path) -> Path | None:
 def point_current_at(directory: Path, version: Path) -> None:
     """Make `version` (a folder of `directory`) live: CURRENT replaced atomically."""
     directory = Path(directory)
+    (directory / f"{CURRENT}.tmp").unlink(missing_ok=True)  # a planted link there is replaced, not written through
     _write_file(directory / f"{CURRENT}.tmp", Path(version).name.encode("utf-8"))
     os.replace(directory / f"{CURRENT}.tmp", directory / CURRENT)
     _fsync_dir(directory)

@@ -302,3 +302,17 @@ def test_page_may_not_replace_what_it_did_not_add(idx, encoder):
     report = add_text(idx, "Acme Careers never sells your data, ever.", company="Acme Careers", encoder=encoder, origin="page")
     assert report.changes[0].action == "replaced"
     assert remove(idx, ["acme-careers"]).changes[0].action == "removed"
+
+
+def test_lock_file_that_is_a_link_is_not_written_through(idx, tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (idx / ".lock").unlink(missing_ok=True)
+    (idx / ".lock").symlink_to(victim)
+    (idx / "CURRENT.tmp").symlink_to(victim)
+    (tmp_path / "acme.txt").write_text("Acme Careers Inc. never sells your personal data.")
+    err = one_line_error(capsys, main(["add", str(tmp_path / "acme.txt"), "--index", str(idx)]), 1)
+    assert "lock file" in err and victim.read_text() == "keep me"
+    (idx / ".lock").unlink()
+    assert main(["add", str(tmp_path / "acme.txt"), "--index", str(idx)]) == 0
+    assert victim.read_text() == "keep me"
