@@ -907,11 +907,16 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
-    launched = demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
-        show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
-        footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
-    )
+    try:
+        launched = demo.launch(
+            server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
+            show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
+            footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
+        )
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        from index.errors import UsageError
+
+        raise UsageError(f"cannot serve on {host}:{port} ({str(e).split('. ')[0]}); choose another --port or --host") from None
     if getattr(demo, "pq_holder", None) is not None:
         mount_json_api(demo, demo.pq_holder, concurrency)
     if block:
@@ -989,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
               allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
     except (PolicyQAError, IndexLoadError, CorpusError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)
     except KeyboardInterrupt:
         return 130
     return 0

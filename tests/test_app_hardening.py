@@ -131,3 +131,17 @@ def test_add_panel_is_off_beyond_loopback_unless_asked_for(monkeypatch, argv, al
     seen.clear()
     app.main(argv[1:])
     assert seen["allow_add"] is allowed
+
+
+def test_port_in_use_is_a_message(default_index, capsys):
+    import socket
+
+    from qa import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = cli.main(["serve", "--port", str(port), "--index", str(default_index), "--no-add-policy"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err
