@@ -10,7 +10,6 @@ import urllib.request
 import pytest
 
 import app
-from conftest import copy_index
 from index.store import CURRENT, read_index
 from qa.engine import Engine
 

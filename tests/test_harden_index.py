@@ -15,23 +15,12 @@ import pytest
 
 from conftest import REPO, copy_index
 from index import library
-from index.embed import DEFAULT_MODEL
 from index.ingest import IngestError, read_document
 from index.store import CURRENT, IndexLoadError, live_version, read_index
 from qa.cli import main
+from test_ingest_library import _one_model, idx  # noqa: F401  (the session's model for in-process CLI calls; a copy of the index)
 
 QUESTION = "can JapanWork share my data with partners?"
-
-
-@pytest.fixture(autouse=True)
-def _one_model(encoder):
-    library._ENCODERS[DEFAULT_MODEL] = encoder
-    yield
-
-
-@pytest.fixture
-def idx(default_index, tmp_path):
-    return copy_index(default_index, tmp_path / "idx")
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
