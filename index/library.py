@@ -279,12 +279,17 @@ def _check_page_may_write(p: Policy, old: dict | None, entries: dict[str, dict])
             f"the id {p.id!r} belongs to {old['company']!r}, which this page cannot replace (it was not added here); "
             f"add your policy under another Id"
         )
-    mine = {normalise_name(n) for n in (p.company, *p.aliases) if n and normalise_name(n)}
+    # Questions are routed by every name of a policy, its id included ("japan-work" reads as "JapanWork"),
+    # longest name first: a new name equal to, or containing, a protected one would capture its questions.
+    mine = {normalise_name(n) for n in (p.company, *p.aliases, p.service, p.id) if n and normalise_name(n)}
     for entry in entries.values():
-        if entry["id"] != p.id and entry_origin(entry) != "page" and mine & _names(entry):
+        if entry["id"] == p.id or entry_origin(entry) == "page":
+            continue
+        theirs = _names(entry) | {normalise_name(entry["id"])}
+        if any(a == b or (len(b) >= 5 and b in a) for a in mine for b in theirs):
             raise LibraryError(
-                f"the name {p.company!r} is taken by {entry['company']!r} ({entry['id']!r}), which this page cannot "
-                "change; a policy added here needs a company name of its own"
+                f"the name {p.company!r} (id {p.id!r}) is taken by {entry['company']!r} ({entry['id']!r}), which this "
+                "page cannot change; a policy added here needs a company name and id of its own"
             )
 
 

@@ -79,6 +79,9 @@ def snapshot(directory):
     ("JapanWork, Inc.", "", "cannot replace"),  # id inferred from the company: japanwork
     ("JapanWork, Inc.", "japanwork-official", "is taken by"),  # a new id under its name
     ("Acme", "en-japan", "cannot replace"),  # another company's id
+    ("Evil Co", "japan-work", "is taken by"),  # an id that reads as its name ("japan-work" ~ "JapanWork")
+    ("JapanWork Official", "", "is taken by"),  # a name containing its name, routed first (longer)
+    ("ＪＡＰＡＮＷＯＲＫ", "jw", "is taken by"),  # full-width, upper case
 ])
 def test_visitor_cannot_replace_or_shadow_a_shipped_policy(holder, served_index, company, policy_id, words):
     state = snapshot(served_index)
