@@ -184,6 +184,34 @@ def upgrade_index(directory: Path | str, encoder=None, wait: float = DEFAULT_WAI
                            ChunkSettings(**manifest.get("chunking", {})), progress=log is not None)
 
 
+def check_rebuild(directory: Path | str, policies: list[Policy], replace: bool = False) -> None:
+    """Before `policyqa index build --out DIR` writes over DIR: refuse (unless `replace`) when that
+    would lose policies added to the index that the corpus lacks, or index versions whose CURRENT
+    was lost (`policyqa index repair` recovers those). A damaged index is rebuilt: nothing there loads."""
+    from index.store import newest_complete_version
+
+    directory = Path(directory)
+    if replace:
+        return
+    try:
+        live = live_version(directory)
+    except IndexLoadError:
+        if newest_complete_version(directory) is not None:
+            raise
+        return
+    try:
+        entries = read_manifest(directory)["policies"] if live is not None else []
+    except IndexLoadError:
+        return
+    dropped = [e["id"] for e in entries if e["id"] not in {p.id for p in policies}]
+    if dropped:
+        raise LibraryError(
+            f"the index at {directory} holds {len(dropped)} {_plural(len(dropped), 'policy', 'policies')} the corpus lacks "
+            f"({', '.join(dropped[:5])}{', …' if len(dropped) > 5 else ''}), which a build from it would drop; add them to "
+            "the corpus, `policyqa remove` them first, or build with --replace to drop them"
+        )
+
+
 def repair_index(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | None = None) -> str:
     """Point CURRENT at the newest version folder that loads completely, when CURRENT is missing,
     unreadable or names a broken version. Nothing is deleted. Returns what was done, in words."""
@@ -206,7 +234,7 @@ def repair_index(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | N
         version = newest_complete_version(directory)
         if version is None:
             raise LibraryError(f"none of the {len(version_dirs(directory))} version folders in {directory} is complete; "
-                               f"rebuild with `policyqa index build --out {directory}` (then re-add your own policies)")
+                               f"rebuild with `policyqa index build --out {directory} --replace` (then re-add your own policies)")
         point_current_at(directory, version)
         count = len(read_manifest(directory)["policies"])
         return f"Repaired the index at {directory}: CURRENT now names {version.name} ({count} policies)."

@@ -21,16 +21,16 @@ def default_index_dir() -> Path:
     return cache / "policyqa" / "index"
 
 
-def build(corpus: Path, out: Path, model: str, progress: bool = True) -> dict:
+def build(corpus: Path, out: Path, model: str, progress: bool = True, replace: bool = False) -> dict:
     from index.build import build_index
     from index.corpus import load_corpus
     from index.embed import Encoder
 
-    from index.library import index_lock
+    from index.library import check_rebuild, index_lock
 
     policies = load_corpus(corpus)
     with index_lock(out, log=lambda m: print(m, file=sys.stderr)):  # never two writers at once
-        live_version(out)  # an index whose CURRENT is lost is repaired, never built over (its versions would go)
+        check_rebuild(out, policies, replace)  # nothing lost unless asked: added policies, versions CURRENT lost
         return build_index(policies, out, Encoder(model), progress=progress)
 
 
@@ -153,7 +153,7 @@ def cmd_ask(args) -> int:
 
 def cmd_index_build(args) -> int:
     out = Path(args.out) if args.out else default_index_dir()
-    report = build(Path(args.corpus), out, args.model or DEFAULT_MODEL, progress=not args.quiet)
+    report = build(Path(args.corpus), out, args.model or DEFAULT_MODEL, progress=not args.quiet, replace=args.replace)
     s = report["seconds"]
     print(
         f"Indexed {report['policies']} policies into {report['passages']} passages "
@@ -301,6 +301,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="index directory to write (default: the default index)")
     b.add_argument("--model", help=f"sentence-transformers model name or path (default {DEFAULT_MODEL})")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--replace", action="store_true",
+                   help="replace whatever the index holds: policies added to it that the corpus lacks are dropped")
     b.set_defaults(func=cmd_index_build)
     r = idx.add_parser("repair", help="point CURRENT at the newest complete index version (after CURRENT was lost or damaged)")
     r.add_argument("--index", type=Path, help="index directory (default: the default index)")

@@ -305,3 +305,17 @@ def test_lock_file_that_is_a_link_is_not_written_through(idx, tmp_path, capsys):
     (idx / ".lock").unlink()
     assert main(["add", str(tmp_path / "acme.txt"), "--index", str(idx)]) == 0
     assert victim.read_text() == "keep me"
+
+
+def test_index_build_does_not_drop_added_policies_unless_told(idx, tmp_path, capsys):
+    (tmp_path / "acme.txt").write_text("Acme Careers Inc. never sells your personal data.")
+    assert main(["add", str(tmp_path / "acme.txt"), "--index", str(idx)]) == 0
+    state = snapshot(idx)
+    capsys.readouterr()
+    err = one_line_error(capsys, main(["index", "build", "--out", str(idx), "--quiet"]), 1)
+    assert "acme" in err and "--replace" in err
+    assert {k: v for k, v in snapshot(idx).items()} == state
+    assert main(["index", "build", "--out", str(idx), "--quiet", "--replace"]) == 0
+    capsys.readouterr()
+    assert main(["list", "--index", str(idx), "--json"]) == 0
+    assert "acme" not in {r["id"] for r in json.loads(capsys.readouterr().out)}
