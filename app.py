@@ -33,16 +33,13 @@ and `javascript:` links render as inert text. Question text is never logged.
 """
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
 import os
 import re
 import sys
-import threading
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +53,11 @@ import gradio as gr  # noqa: E402
 
 from index.ingest import MAX_BYTES  # noqa: E402
 from qa.compose import display_name, short_name  # noqa: E402
-from qa.engine import MAX_QUESTION_CHARS, QuestionError  # noqa: E402
+from index.errors import PolicyQAError, UsageError  # noqa: E402
+from index.types import Answer, Citation  # noqa: E402
+from qa.engine import MAX_QUESTION_CHARS  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
+from qa.service import ADD_WAIT_S, EngineHolder, default_index_dir, index_dir_of, open_engine  # noqa: E402,F401
 
 log = logging.getLogger("policyqa.app")
 
@@ -69,11 +69,6 @@ QUEUE_MAX = 256  # waiting requests beyond this are told the page is busy
 STATUS_EVERY_S = 2.0
 HISTORY_TURNS = 8  # previous questions passed to the engine for follow-ups
 MAX_MESSAGES = 80  # chat messages kept per session (older ones scroll off)
-ADD_WAIT_S = 30.0  # how long an add waits for another writer (e.g. `policyqa add`) to release the index
-# Answers kept per served index version for the API: many visitors ask the same few questions, and an
-# answer depends only on (index version, question, policy). Measured (eval/load_test.py, 100 users):
-# the engine's ~7 ms a question is most of what the JSON endpoint costs.
-ANSWER_CACHE = 2048
 EXAMPLES = [
     "Can JapanWork share my data with partners?",
     "Which of these sites share my data with employers?",
@@ -153,7 +148,7 @@ class Turn:
     """One answered question, as the page renders it."""
 
     number: int  # per-session turn number; [n] link targets are "turn-n"
-    answer: dict  # Answer.to_dict()
+    answer: Answer
     policies: dict  # id -> Policy of the engine that answered
     scope_reason: str  # why these policies were searched ("named in your question", …)
 
@@ -174,8 +169,8 @@ def _marker_links(text: str, turn: int, valid: set[int]) -> str:
 
 def chat_answer(turn: Turn, note: str = "") -> str:
     a = turn.answer
-    valid = {c["n"] for c in a["citations"]}
-    body = _marker_links(a["answer"], turn.number, valid)
+    valid = {c.n for c in a.citations}
+    body = _marker_links(a.answer, turn.number, valid)
     if note:
         body = f"_{esc_md(note)}_\n\n{body}"
     return body
@@ -194,41 +189,41 @@ def _short(policies: dict, policy_id: str) -> str:
 def plain_answer(turn: Turn) -> str:
     """The answer and its sources as plain text, for the Copy button."""
     a = turn.answer
-    lines = [a["answer"], "", "Sources:"]
-    for c in a["citations"]:
-        lines.append(f"[{c['n']}] {_name(turn.policies, c['policy_id'])} — {c['section']}")
-        lines.append("    " + " ".join(c["text"].split()))
+    lines = [a.answer, "", "Sources:"]
+    for c in a.citations:
+        lines.append(f"[{c.n}] {_name(turn.policies, c.policy_id)} — {c.section}")
+        lines.append("    " + " ".join(c.text.split()))
     lines += ["", "Quoted from the companies' privacy policies by PolicyQA; not legal advice."]
     return "\n".join(lines)
 
 
-def _passage_html(c: dict) -> str:
+def _passage_html(c: Citation) -> str:
     """The passage with its answering sentence marked (offsets are in the policy text)."""
-    text, start = c["text"], c["start"]
-    hs, he = c["highlight_start"] - start, c["highlight_end"] - start
+    text, start = c.text, c.start
+    hs, he = c.highlight_start - start, c.highlight_end - start
     if not (0 <= hs < he <= len(text)):
         return esc_html(text)
     return (f"{esc_html(text[:hs])}<mark class=\"pq-hl\">{esc_html(text[hs:he])}</mark>{esc_html(text[he:])}")
 
 
-def policy_html(policy, citations: list[dict], turn: int) -> str:
+def policy_html(policy, citations: list[Citation], turn: int) -> str:
     """The whole policy text, every cited passage and sentence wrapped so the page can mark it."""
     text = policy.text
     cuts = {0, len(text)}
     for c in citations:
-        for v in (c["start"], c["end"], c["highlight_start"], c["highlight_end"]):
+        for v in (c.start, c.end, c.highlight_start, c.highlight_end):
             if 0 <= v <= len(text):
                 cuts.add(v)
     points = sorted(cuts)
     parts = []
     for s, e in zip(points, points[1:]):
         piece = esc_html(text[s:e])
-        clause = [c["n"] for c in citations if c["start"] <= s and e <= c["end"]]
+        clause = [c.n for c in citations if c.start <= s and e <= c.end]
         if not clause:
             parts.append(piece)
             continue
-        sentence = [c["n"] for c in citations if c["highlight_start"] <= s and e <= c["highlight_end"]]
-        first = [n for n in clause if any(c["n"] == n and c["start"] == s for c in citations)]
+        sentence = [c.n for c in citations if c.highlight_start <= s and e <= c.highlight_end]
+        first = [n for n in clause if any(c.n == n and c.start == s for c in citations)]
         anchor = "".join(f'<span class="pq-anchor" id="pq-p-{turn}-{n}"></span>' for n in first)
         parts.append(
             f'{anchor}<mark class="pq-clause" data-c=" {" ".join(map(str, clause))} " '
@@ -240,12 +235,12 @@ def policy_html(policy, citations: list[dict], turn: int) -> str:
 def compare_rows(turn: Turn) -> list[dict]:
     """One row per cited policy, in citation order: its top citation's quoted sentence."""
     rows, seen = [], set()
-    for c in turn.answer["citations"]:
-        if c["policy_id"] in seen:
+    for c in turn.answer.citations:
+        if c.policy_id in seen:
             continue
-        seen.add(c["policy_id"])
-        rows.append({"policy_id": c["policy_id"], "company": _name(turn.policies, c["policy_id"]),
-                     "quote": " ".join(c["highlight"].split()), "n": c["n"]})
+        seen.add(c.policy_id)
+        rows.append({"policy_id": c.policy_id, "company": _name(turn.policies, c.policy_id),
+                     "quote": " ".join(c.highlight.split()), "n": c.n})
     return rows
 
 
@@ -256,8 +251,8 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
             f'<p>{esc_html(message or "Ask a question: the clauses each answer quotes appear here, one card per citation. Click a card to read it in the whole policy.")}</p></div>'
         )
     a, t = turn.answer, turn.number
-    cites = a["citations"]
-    searched = a["policies"]
+    cites = a.citations
+    searched = a.policies
     all_ids = sorted(turn.policies)
     if sorted(searched) == all_ids and len(all_ids) > 1:
         scope = f"all {len(all_ids)} policies"
@@ -267,21 +262,21 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
         scope += f" ({turn.scope_reason})"
     quoted = []
     for c in cites:
-        if c["policy_id"] not in quoted:
-            quoted.append(c["policy_id"])
+        if c.policy_id not in quoted:
+            quoted.append(c.policy_id)
     out = [f'<div class="pq-sources" data-turn="{t}">', '<div class="pq-head"><h2 class="pq-title">Sources</h2>',
            '<button type="button" class="pq-btn pq-copy" data-pq-copy>Copy answer</button></div>',
            f'<p class="pq-scope"><span>Searched:</span> {esc_html(scope)}<br><span>Quoted:</span> '
            f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or "nothing")}</p>',
            f'<pre class="pq-plain" hidden>{esc_html(plain_answer(turn))}</pre>']
-    if a["abstained"]:
+    if a.abstained:
         out.append(
             '<p class="pq-abstain" role="status"><strong>Not answered by the policies.</strong> '
             f'{"The policy searched does" if len(searched) == 1 else "The policies searched do"} not say anything '
             "that answers this question. The closest clauses are below so you can check for yourself.</p>"
         )
     rows = compare_rows(turn)
-    if not a["abstained"] and len(rows) > 1:
+    if not a.abstained and len(rows) > 1:
         out.append('<table class="pq-compare"><caption>Compare: what each policy says</caption>'
                    '<thead><tr><th scope="col">Company</th><th scope="col">What the policy says</th>'
                    '<th scope="col">Source</th></tr></thead><tbody>')
@@ -298,14 +293,14 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
                 f'<p class="pq-note">Not among the closest clauses: {esc_html(", ".join(_short(turn.policies, p) for p in missing))}. '
                 "Pick one in the policy menu to ask it directly.</p>"
             )
-    out.append(f'<ol class="pq-cards" aria-label="{"Closest clauses" if a["abstained"] else "Quoted clauses"}">')
+    out.append(f'<ol class="pq-cards" aria-label="{"Closest clauses" if a.abstained else "Quoted clauses"}">')
     for c in cites:
-        label = f"Open citation {c['n']}, {_short(turn.policies, c['policy_id'])} {c['section']}, in the full policy"
+        label = f"Open citation {c.n}, {_short(turn.policies, c.policy_id)} {c.section}, in the full policy"
         out.append(
-            f'<li class="pq-card" id="pq-card-{t}-{c["n"]}" data-pq-cite="{t}-{c["n"]}">'
-            f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c["n"]}" aria-label="{esc_html(label)}">'
-            f'<span class="pq-n">[{c["n"]}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c["policy_id"]))}</span>'
-            f'<span class="pq-section">{esc_html(c["section"] or "(untitled clause)")}</span></button>'
+            f'<li class="pq-card" id="pq-card-{t}-{c.n}" data-pq-cite="{t}-{c.n}">'
+            f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c.n}" aria-label="{esc_html(label)}">'
+            f'<span class="pq-n">[{c.n}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c.policy_id))}</span>'
+            f'<span class="pq-section">{esc_html(c.section or "(untitled clause)")}</span></button>'
             f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
             f'<span class="pq-open" aria-hidden="true">Show in the full policy ›</span></li>'
         )
@@ -317,7 +312,7 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
         policy = turn.policies.get(policy_id)
         if policy is None:
             continue
-        own = [c for c in cites if c["policy_id"] == policy_id]
+        own = [c for c in cites if c.policy_id == policy_id]
         date = f", dated {policy.date}" if policy.date else ""
         out.append(
             f'<article class="pq-policy" data-policy="{esc_html(policy_id)}" hidden tabindex="-1" '
@@ -326,8 +321,8 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
             f'<div class="pq-policy-text">{policy_html(policy, own, t)}</div></article>'
         )
     for c in cites:  # which article and title each citation opens
-        title = "[{}] {} — {}".format(c["n"], _name(turn.policies, c["policy_id"]), c["section"])
-        out.append(f'<span hidden class="pq-target" data-for="{t}-{c["n"]}" data-policy="{esc_html(c["policy_id"])}" '
+        title = "[{}] {} — {}".format(c.n, _name(turn.policies, c.policy_id), c.section)
+        out.append(f'<span hidden class="pq-target" data-for="{t}-{c.n}" data-policy="{esc_html(c.policy_id)}" '
                    f'data-title="{esc_html(title)}"></span>')
     out.append("</section></div>")
     return "".join(out)
@@ -509,8 +504,8 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
     history = session["questions"][-HISTORY_TURNS:]
     try:
         answer = engine.ask(text, policy=policy, history=history)
-    except QuestionError as e:
-        message = str(e)
+    except PolicyQAError as e:
+        message = e.for_page()
         messages.append({"role": "assistant", "content": esc_md(f"⚠ I can't take that question: {message}")})
         session["messages"] = messages
         return messages, None, session
@@ -519,10 +514,9 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         messages.append({"role": "assistant", "content": esc_md("⚠ Something went wrong while answering. Please try again.")})
         session["messages"] = messages
         return messages, None, session
-    data = answer.to_dict()
     session["turn"] = session.get("turn", 0) + 1
-    reason = _scope_reason(engine, data["question"], history, choice, data["policies"])
-    turn = Turn(session["turn"], data, engine.index.policies, reason)
+    reason = _scope_reason(engine, answer.question, history, choice, answer.policies)
+    turn = Turn(session["turn"], answer, engine.index.policies, reason)
     note = ""
     if looks_non_english(text):
         note = ("PolicyQA reads the English versions of these policies and understands questions in English; "
@@ -534,125 +528,12 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
     messages.append({"role": "assistant", "content": chat_answer(turn, note)})
     messages = messages[-MAX_MESSAGES:]
     session["messages"] = messages
-    session["questions"] = (session["questions"] + [data["question"]])[-HISTORY_TURNS:]
+    session["questions"] = (session["questions"] + [answer.question])[-HISTORY_TURNS:]
     return messages, sources_html(turn), session
 
 
 # ---------------------------------------------------------------------------------------------
 # The served engine, and adding policies to its index.
-
-
-def index_dir_of(engine) -> Path:
-    """The index directory an engine's index was read from (its live version's parent)."""
-    from index.store import CURRENT
-
-    version = Path(engine.index.path)
-    return version.parent if (version.parent / CURRENT).is_file() else version
-
-
-class EngineHolder:
-    """The engine every request of the page uses, and the index directory it was read from.
-
-    After an add, `reload` reads the new index version into a new Engine and rebinds `engine`: one
-    reference assignment, atomic in CPython. A request reads `holder.current()` once and uses that
-    engine to the end, so questions already being answered finish on the old one (its index is
-    fully in memory; the old version's files may be gone)."""
-
-    def __init__(self, engine, index_dir: Path | str | None = None, build_encoder=None, wait: float = ADD_WAIT_S):
-        self.engine = engine
-        self.index_dir = Path(index_dir) if index_dir is not None else index_dir_of(engine)
-        self.wait = wait  # seconds an add waits for another writer before it gives up (IndexBusyError)
-        self._build_encoder = build_encoder
-        self._lock = threading.Lock()  # one add at a time in this process; index_lock covers other processes
-        self._unreadable: Path | None = None  # a live version that failed to load (not retried)
-        self._answers: OrderedDict = OrderedDict()  # (engine, question, policy) -> Answer.to_dict(), most recent last
-        self._answers_lock = threading.Lock()
-
-    def answer(self, question, policy: str | None = None) -> dict:
-        """`policyqa ask --json`'s object for a question, from the engine `current()` serves; an answer
-        already given by that engine is given again without asking (its timings are the first ask's).
-        Raises QuestionError like Engine.ask."""
-        engine = self.current()
-        key = (id(engine), question, policy) if isinstance(question, str) and (policy is None or isinstance(policy, str)) else None
-        if key is not None:
-            with self._answers_lock:
-                hit = self._answers.get(key)
-                if hit is not None and hit[0] is engine:
-                    self._answers.move_to_end(key)
-                    return hit[1]
-        result = engine.ask(question, policy=policy).to_dict()
-        if key is not None:
-            with self._answers_lock:
-                self._answers[key] = (engine, result)  # the engine kept alongside: its id is never reused meanwhile
-                while len(self._answers) > ANSWER_CACHE:
-                    self._answers.popitem(last=False)
-        return result
-
-    def build_encoder(self):
-        """A sentence-transformers encoder of the index's model, to embed new passages: the engine's
-        own when it is one, else loaded on the first add and kept (the ONNX query encoder the engine
-        may use encodes questions only)."""
-        if self._build_encoder is None:
-            from index.embed import Encoder
-
-            current = self.engine.encoder
-            self._build_encoder = current if isinstance(current, Encoder) else Encoder(self.engine.index.model)
-        return self._build_encoder
-
-    def add(self, *, path: str | Path | None = None, text: str | None = None, company: str | None = None,
-            policy_id: str | None = None):
-        """Add one policy file (`path`) or pasted `text` to the served index, then serve the new
-        index. Raises the library's errors (CorpusError and kin) with the index untouched."""
-        from index.library import add_file, add_text
-
-        with self._lock:
-            encoder = self.build_encoder()
-            # origin "page": the page adds new policies and replaces only those the page added.
-            if path is not None:
-                report = add_file(self.index_dir, path, policy_id=policy_id, company=company, encoder=encoder,
-                                  wait=self.wait, origin="page")
-            else:
-                report = add_text(self.index_dir, text, company=company, policy_id=policy_id, encoder=encoder,
-                                  wait=self.wait, origin="page")
-            served = self.engine.index.policies
-            # Re-read also when nothing changed but the policy is not served (added by `policyqa add` meanwhile).
-            if report.changed or any(c.id not in served for c in report.changes):
-                self.reload()
-        return report
-
-    def reload(self) -> None:
-        from index.store import read_index
-        from qa.engine import Engine
-
-        old = self.engine
-        self.engine = Engine(read_index(self.index_dir), old.encoder, old.settings)
-        with self._answers_lock:
-            self._answers.clear()  # answers of the old version must not be served for the new one
-
-    def current(self):
-        """The engine to answer with. When the index's live version is no longer the one served (a
-        `policyqa add` or `remove` from the shell), it is read first, so the page serves it without a
-        restart; one that cannot be read is logged once and the version in memory goes on serving."""
-        from index.store import IndexLoadError, live_version
-
-        try:
-            live = live_version(self.index_dir)  # one small file read per question
-        except IndexLoadError:  # CURRENT damaged or lost meanwhile: `policyqa index repair` fixes it
-            live = None
-        if live is None or live == self.engine.index.path or live == self._unreadable:
-            return self.engine
-        with self._lock:
-            try:
-                changed = live_version(self.index_dir) != self.engine.index.path
-            except IndexLoadError:
-                changed = False
-            if changed:
-                try:
-                    self.reload()
-                except IndexLoadError as e:
-                    self._unreadable = live
-                    log.error("serving the index in memory; its new version cannot be read: %s", e)
-            return self.engine
 
 
 _HEADLINES = {
@@ -663,21 +544,7 @@ _HEADLINES = {
 }
 
 
-_CLI_FIELDS = re.compile(r"--(id|company|alias|date)\b")
-
-
-def for_visitors(text: str, index_dir: Path | str) -> str:
-    """The library's words (written for `policyqa add`) for the page: the server's index path left
-    out, command-line options named as the panel's fields."""
-    d = str(index_dir)
-    text = text.replace("add the file again with --id/--company/--alias/--date", "add it again with the Company and Id filled in")
-    text = text.replace(", or wait longer with --wait SECONDS", "")
-    text = text.replace(f"Index {d}:", "Index:").replace(f"the index at {d}", "the index")
-    text = text.replace(f"{d}/.lock", "its lock file").replace(f"{d}/", "").replace(d, "the index")
-    return _CLI_FIELDS.sub(lambda m: {"id": "Id", "company": "Company", "alias": "alias", "date": "date"}[m.group(1)], text)
-
-
-def add_status_html(report, index_dir: Path | str = "") -> str:
+def add_status_html(report) -> str:
     """What an add did: a headline per policy, then the library's own report lines."""
     from index.library import describe
 
@@ -687,8 +554,8 @@ def add_status_html(report, index_dir: Path | str = "") -> str:
         line = _HEADLINES.get(c.action, "{company} (“{id}”): " + c.action).format(company=c.company, id=c.id, passages=passages)
         out.append(f"<p><strong>{esc_html(line)}</strong></p>")
     out.append("<p>Questions about it work now, for everyone using this page; it is selected in the Policy menu.</p>")
-    lines = "\n".join(describe(report))
-    out.append(f'<pre class="pq-add-report">{esc_html(for_visitors(lines, index_dir or report.index))}</pre></div>')
+    lines = "\n".join(describe(report, for_page=True))
+    out.append(f'<pre class="pq-add-report">{esc_html(lines)}</pre></div>')
     return "".join(out)
 
 
@@ -701,10 +568,6 @@ def add_error_html(message: str, untouched: bool = True) -> str:
 def add_policy(holder: EngineHolder, file, text, company, policy_id) -> tuple[str | None, str]:
     """The Add button: an uploaded file (its temporary path) or pasted text, with an optional
     company and id. Returns (the policy id to select, or None after an error; status HTML)."""
-    from index.corpus import CorpusError
-    from index.embed import ModelError
-    from index.store import IndexLoadError
-
     path = str(file) if file else None
     pasted = text if isinstance(text, str) and text.strip() else ""
     company = " ".join(company.split()) if isinstance(company, str) and company.strip() else None
@@ -718,15 +581,15 @@ def add_policy(holder: EngineHolder, file, text, company, policy_id) -> tuple[st
             report = holder.add(path=path, company=company, policy_id=policy_id)
         else:  # empty text: the library says so
             report = holder.add(text=text if isinstance(text, str) else "", company=company, policy_id=policy_id)
-    except (CorpusError, IndexLoadError, ModelError) as e:
-        message = str(e)
+    except PolicyQAError as e:
+        message = e.for_page()
         if path:  # the upload's temporary path means nothing to the visitor: name the file they chose
             message = message.replace(path, Path(path).name)
-        return None, add_error_html(for_visitors(message, holder.index_dir))
+        return None, add_error_html(message)
     except Exception as e:  # never a traceback on the page
         log.error("adding a policy failed: %s at %s", type(e).__name__, _where(e))
         return None, add_error_html("something went wrong while adding the policy; please try again", untouched=False)
-    return report.changes[0].id if report.changes else None, add_status_html(report, holder.index_dir)
+    return report.changes[0].id if report.changes else None, add_status_html(report)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -852,8 +715,8 @@ def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int
     The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
     try:
         return holder.answer(question, policy or None), 200
-    except QuestionError as e:
-        return {"error": str(e)}, 400
+    except PolicyQAError as e:  # a question refused (400), or an index that cannot serve (500)
+        return {"error": e.for_page()}, 400 if isinstance(e, UsageError) else 500
     except Exception as e:  # never a traceback; never the question in the log
         log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
         return {"error": "something went wrong while answering; please try again"}, 500
@@ -954,8 +817,6 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
           allow_add: bool = True):
     """Load the engine once (building the default index on first use), warm it, start the page.
     `allow_add`: the "Add a policy" panel, which adds to the index at `index_dir` (or the default one)."""
-    from qa.cli import default_index_dir, open_engine
-
     directory = Path(index_dir) if index_dir else default_index_dir()
     engine = open_engine(Path(index_dir) if index_dir else None, model)
     single_threaded_inference()
@@ -973,28 +834,17 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Start the PolicyQA web page.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
-    p.add_argument("--model", help="sentence-transformers model name or path (default: the index's)")
-    p.add_argument("--no-add-policy", action="store_true",
-                   help="leave out the \"Add a policy\" panel (on by default on 127.0.0.1 only)")
-    p.add_argument("--allow-add-policy", action="store_true",
-                   help="show \"Add a policy\" also when --host is not loopback (anyone reaching the page can add policies)")
-    args = p.parse_args(argv)
-    from index.corpus import CorpusError
-    from index.embed import ModelError
     from index.errors import PolicyQAError
-    from index.store import IndexLoadError
-    from qa.cli import page_may_add
+    from qa.options import serve_parser
+    from qa.options import page_may_add
 
+    args = serve_parser().parse_args(argv)
     try:
         serve(index_dir=args.index, host=args.host, port=args.port, model=args.model,
               allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
-    except (PolicyQAError, IndexLoadError, CorpusError, ModelError) as e:
+    except PolicyQAError as e:
         print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
     return 0

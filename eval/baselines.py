@@ -1,4 +1,4 @@
-"""Systems the harness compares, all answering with the same Answer-like dicts so one scorer scores all.
+"""Systems the harness compares, all answering with the same typed Answer (index.types) so one scorer scores all.
 
 - The usual recipe: langchain RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50,
   add_start_index=True) over each raw policy text, the same encoder, a faiss.IndexFlatIP, no company
@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from index.embed import Encoder
 from index.lexical import bm25_scores, build_bm25, tokenize
-from index.types import Policy
+from index.models import TextEncoder
+from index.types import Answer, Citation, Policy
 
 RECIPE_CHUNK_SIZE = 500
 RECIPE_OVERLAP = 50
@@ -50,7 +50,7 @@ def recipe_chunks(policies: list[Policy], chunk_size: int = RECIPE_CHUNK_SIZE, c
 class ChunkIndex:
     """The usual recipe's chunks of a corpus with a FAISS inner-product index and a BM25 matrix."""
 
-    def __init__(self, policies: list[Policy], encoder: Encoder, chunk_size: int = RECIPE_CHUNK_SIZE,
+    def __init__(self, policies: list[Policy], encoder: TextEncoder, chunk_size: int = RECIPE_CHUNK_SIZE,
                  chunk_overlap: int = RECIPE_OVERLAP, progress: bool = False):
         import faiss
 
@@ -110,22 +110,18 @@ class ChunkIndex:
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(r), float(scores[r])) for r in order if scores[r] > 0]
 
-    def answer(self, question: str, hits: list[tuple[int, float]], elapsed_ms: float) -> dict:
+    def answer(self, question: str, hits: list[tuple[int, float]], elapsed_ms: float) -> Answer:
         citations = []
         for n, (row, score) in enumerate(hits, start=1):
             c = self.chunks[row]
             policy = self.policies[c.policy_id]
             hl_end = min(c.end, c.start + BASELINE_HIGHLIGHT)
-            citations.append({
-                "n": n, "policy_id": c.policy_id, "company": policy.company, "section": "", "text": c.text,
-                "start": c.start, "end": c.end, "highlight": policy.text[c.start:hl_end],
-                "highlight_start": c.start, "highlight_end": hl_end, "score": round(score, 4),
-            })
-        return {
-            "question": question, "answer": "", "abstained": False,
-            "policies": sorted({c["policy_id"] for c in citations}), "citations": citations,
-            "timings_ms": {"total": round(elapsed_ms, 3)},
-        }
+            citations.append(Citation(
+                n=n, policy_id=c.policy_id, company=policy.company, section="", text=c.text, start=c.start, end=c.end,
+                highlight=policy.text[c.start:hl_end], highlight_start=c.start, highlight_end=hl_end, score=round(score, 4),
+            ))
+        return Answer(question=question, answer="", abstained=False, policies=sorted({c.policy_id for c in citations}),
+                      citations=citations, timings_ms={"total": elapsed_ms})
 
 
 class RecipeDense:
@@ -139,16 +135,16 @@ class RecipeDense:
     def __init__(self, index: ChunkIndex):
         self.index = index
 
-    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> dict:
+    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
-        vector = self.index.encoder.encode([question])
+        vector = self.index.encoder.encode([question], kind="query")
         hits = self.index.dense_search(vector, k, policy)[0]
         return self.index.answer(question, hits, 1000 * (time.perf_counter() - t0))
 
-    def ask_batch(self, questions: list[str], policies: list[str | None], k: int = 10, batch_size: int = 64) -> list[dict]:
+    def ask_batch(self, questions: list[str], policies: list[str | None], k: int = 10, batch_size: int = 64) -> list[Answer]:
         """Same answers as `ask`, with the questions encoded in batches (timings are per-batch shares)."""
         t0 = time.perf_counter()
-        vectors = self.index.encoder.encode(questions, batch_size=batch_size)
+        vectors = self.index.encoder.encode(questions, kind="query", batch_size=batch_size)
         share = 1000 * (time.perf_counter() - t0) / max(len(questions), 1)
         out = []
         for question, policy, vector in zip(questions, policies, vectors):
@@ -174,12 +170,12 @@ class RecipeBM25:
         self.index = index
         self.tokenizer = tokenizer
 
-    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> dict:
+    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         hits = self.index.lexical_search(question, k, policy, self.tokenizer)
         return self.index.answer(question, hits, 1000 * (time.perf_counter() - t0))
 
-    def ask_batch(self, questions: list[str], policies: list[str | None], k: int = 10, batch_size: int = 64) -> list[dict]:
+    def ask_batch(self, questions: list[str], policies: list[str | None], k: int = 10, batch_size: int = 64) -> list[Answer]:
         return [self.ask(q, p, k) for q, p in zip(questions, policies)]
 
 
@@ -191,12 +187,13 @@ class EngineSystem:
     def __init__(self, name: str, engine, about: str = "", kind: str = "policyqa"):
         self.name, self.engine, self.about, self.kind = name, engine, about, kind
 
-    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> dict:
-        return self.engine.ask(question, policy=policy, k=k, history=history).to_dict()
+    def ask(self, question: str, policy: str | None = None, k: int = 10, history: list[str] | None = None) -> Answer:
+        return self.engine.ask(question, policy=policy, k=k, history=history)
 
 
 def ablations(engine) -> list[EngineSystem]:
-    """PolicyQA with one setting changed each (a variant whose field the engine no longer has is skipped)."""
+    """PolicyQA with one setting changed each. A variant whose setting the engine no longer has is an
+    error, not a row that silently vanishes from the report: remove or rename the variant with the setting."""
     from dataclasses import fields
 
     s = engine.settings
@@ -213,5 +210,7 @@ def ablations(engine) -> list[EngineSystem]:
         ("abl:no-offtopic", "off_topic_check", lambda: replace(s, off_topic_check=False), "no off-topic check for questions naming no policy (off_topic_check=False)"),
         ("abl:no-expand", "expand_lexical", lambda: replace(s, expand_lexical=False), "no thesaurus expansion of BM25's query (expand_lexical=False)"),
     ]
-    return [EngineSystem(name, engine.with_settings(make()), about, kind="ablation")
-            for name, field_name, make, about in variants if field_name in have]
+    gone = [f"{name} ({field_name})" for name, field_name, _, _ in variants if field_name not in have]
+    if gone:
+        raise AssertionError(f"ablations of settings the engine no longer has: {', '.join(gone)}; update eval/baselines.py")
+    return [EngineSystem(name, engine.with_settings(make()), about, kind="ablation") for name, _, make, about in variants]

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 COLD_QUESTION = "Does JapanWork share my data with partner companies?"
-REPORTS = Path(__file__).resolve().parent / "reports"
 
 
 def _warm(engine, questions: list[dict]) -> dict:
@@ -65,7 +64,7 @@ def run(index: Path | None = None, model: str | None = None) -> dict:
     out = {"cpus": os.cpu_count(), "torch_threads_default": default_threads}
     t0 = time.perf_counter()
     encoder = Encoder(model or DEFAULT_MODEL)
-    encoder.dimension
+    encoder.load()
     out["model_load_s"] = time.perf_counter() - t0
     policies = load_corpus()
     questions = load_questions("all")
@@ -114,7 +113,7 @@ def table(r: dict) -> str:
 
 
 def main(args=None) -> int:
-    from eval.run import write_atomic
+    from eval.common import REPORTS, write_atomic
 
     result = run(getattr(args, "index", None), getattr(args, "model", None))
     print(table(result))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,25 +25,19 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from eval.common import REPORTS, benchmark_file, jsonable, set_threads, write_atomic
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile
 
-REPORTS = Path(__file__).resolve().parent / "reports"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "policyqa"
 SEPARATOR = "\n\n"
 K = 10
 SHOWN = 3
 MATCHED = (750, 75)  # recipe chunking whose mean chunk length (~540 chars) matches PolicyQA's passages here
-# Published figures of the usual recipe on this split (open-policy setting), for comparison.
+# Our own earlier measurements of the usual recipe on this split (open-policy setting), kept as a
+# reference point: the data set's paper publishes reading-comprehension F1/EM only, no retrieval figures.
 REFERENCE = {
     "recipe-dense": {"hit@1": 0.206, "hit@3": 0.393, "mrr@10": 0.330},
     "recipe-bm25": {"hit@1": 0.161, "hit@3": 0.305, "mrr@10": 0.270},
 }
-
-
-def benchmark_file() -> Path:
-    override = os.environ.get("POLICYQA_BENCHMARK")
-    path = Path(override) if override else DEFAULT_DIR
-    return path / "dev.json" if path.is_dir() else path
 
 
 def rebuild(data: dict) -> tuple[list[dict], list[dict]]:
@@ -130,7 +123,6 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from eval.baselines import ChunkIndex, RecipeBM25, RecipeDense, plain_tokens
-    from eval.run import set_threads
     from index.build import build_index
     from index.corpus import load_corpus
     from index.embed import Encoder
@@ -140,13 +132,11 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
     t_start = time.perf_counter()
     threads = set_threads()
     path = benchmark_file()
-    if not path.exists():
-        raise FileNotFoundError(f"no PolicyQA benchmark at {path}; set POLICYQA_BENCHMARK to its dev.json or directory")
     policies, questions = rebuild(json.loads(path.read_text(encoding="utf-8")))
     if limit:
         questions = questions[:limit]
     encoder = encoder or Encoder()
-    encoder.dimension
+    encoder.load()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data": str(path),
             "policies": len(policies), "questions": len(questions), "torch_threads": threads, "model": encoder.name,
             "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions)}
@@ -179,7 +169,7 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
         plain.name = "recipe-bm25-plain"
         for system in (RecipeDense(chunks), RecipeBM25(chunks), control, plain):
             answers = system.ask_batch([q["question"] for q in questions], [q["policy"] for q in questions], k=K)
-            results[system.name] = [score(q, a) for q, a in zip(questions, answers)]
+            results[system.name] = [score(q, a.to_dict()) for q, a in zip(questions, answers)]
     meta["total_s"] = time.perf_counter() - t_start
     categories = sorted({q["category"] for q in questions})
     return {
@@ -216,7 +206,7 @@ def report_markdown(out: dict) -> str:
     fmt = {"highlight_chars": "{:.0f}", "cite_chars_top1": "{:.0f}", "cite_chars_shown": "{:.0f}", "ms_p50": "{:.1f}"}
     for name, s in out["systems"].items():
         lines.append(f"| {name} | " + " | ".join(_f(s[k], fmt.get(k, "{:.3f}")) for k, _ in cols) + " |")
-    lines += ["", "Published reference figures for the baselines on this split:", "",
+    lines += ["", "Reference figures for the baselines on this split (our earlier measurements, not published ones):", "",
               "| system | hit@1 | hit@3 | MRR@10 | ours hit@1 | ours hit@3 | ours MRR@10 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, ref in out["reference"].items():
         ours = out["systems"].get(name, {})
@@ -230,7 +220,7 @@ def report_markdown(out: dict) -> str:
               f"`recipe-dense-{MATCHED[0]}` is a control, not a baseline: the recipe with {MATCHED[0]}/{MATCHED[1]} "
               "chunks, as long as PolicyQA's passages, to separate better retrieval from longer citations. "
               "`recipe-bm25` uses PolicyQA's tokenizer (stop words, stemming, contractions folded); `recipe-bm25-plain` "
-              "is the same BM25 with lower-cased `str.split()` tokens, a diagnostic for the gap to the published BM25 "
+              "is the same BM25 with lower-cased `str.split()` tokens, a diagnostic for the gap to the reference BM25 "
               "figures.", "",
               "## hit@3 by OPP-115 category", "",
               "| category | questions | " + " | ".join(out["by_category"]) + " |", "|---|---:|" + "---:|" * len(out["by_category"])]
@@ -244,15 +234,13 @@ def report_markdown(out: dict) -> str:
 def main(args=None) -> int:
     limit = getattr(args, "limit", None)
     out = run(limit=limit)
-    from eval.run import _jsonable, write_atomic
-
     md = report_markdown(out)
     print(md)
     if limit:
         print(f"(--limit {limit}: reports not written)")
         return 0
     write_atomic(REPORTS / "policyqa_benchmark.md", md)
-    write_atomic(REPORTS / "policyqa_benchmark.json", json.dumps(_jsonable(out), indent=1) + "\n")
+    write_atomic(REPORTS / "policyqa_benchmark.json", json.dumps(jsonable(out), indent=1) + "\n")
     print(f"wrote {REPORTS / 'policyqa_benchmark.md'} and .json")
     return 0
 

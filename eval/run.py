@@ -20,10 +20,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from eval.common import REPORTS, jsonable, set_threads, write_atomic  # noqa: F401  (set_threads: tests)
 from eval.gold import EVAL_DIR, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
 from eval.metrics import abstention, collapse, hit_at_k, mean, percentile
 
-REPORTS = EVAL_DIR / "reports"
 SHOWN_K = 3
 RANKED_K = 10
 TOLERANCE = 0.03  # --check fails when hit@1 or highlight-hit@1 drop by more than 3 points
@@ -42,14 +42,16 @@ COLUMNS = [
 # ---------------------------------------------------------------- running systems
 
 def _ask(system, row: dict, k: int) -> tuple[dict, float]:
-    from qa.engine import QuestionError
+    """One system's Answer to one gold question, as the JSON the scorer reads, and its latency."""
+    from index.errors import PolicyQAError
+    from index.types import Answer
 
     t0 = time.perf_counter()
     try:
         answer = system.ask(row["question"], k=k, history=row.get("history") or None)
-    except QuestionError as e:  # recorded as an answer with no citations
-        answer = {"question": row["question"], "answer": "", "abstained": False, "policies": [], "citations": [], "error": str(e)}
-    return answer, 1000 * (time.perf_counter() - t0)
+    except PolicyQAError as e:  # recorded as an answer with no citations
+        answer = Answer.refused(row["question"], str(e), {"total": 1000 * (time.perf_counter() - t0)})
+    return answer.to_dict(), 1000 * (time.perf_counter() - t0)
 
 
 def run_system(system, questions: list[dict], bar=None, ranked_run: bool = True) -> list[dict]:
@@ -174,23 +176,6 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def write_atomic(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def git_commit() -> str | None:
@@ -362,7 +347,7 @@ def results_json(results: dict, meta: dict) -> str:
         slim[name] = {k: v for k, v in r.items() if k != "records"} | {"records": records}
     body = {"meta": meta, "record_fields": "cited: [policy, start, end, highlight_start, highlight_end] of the k=3 "
             "citations; ranked: [policy, start, end] of the k=10 ones (offsets in the policy text)", "systems": slim}
-    return json.dumps(_jsonable(body), ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(jsonable(body), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def record(results: dict) -> None:
@@ -377,22 +362,9 @@ def record(results: dict) -> None:
         "test_split_sha256": file_sha256(split_path("test")),
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
-        "policyqa": {s: {k: m[k] for k in keep} for s, m in _jsonable(results["policyqa"]["metrics"]).items()},
+        "policyqa": {s: {k: m[k] for k in keep} for s, m in jsonable(results["policyqa"]["metrics"]).items()},
     })
     write_atomic(RECORDED, json.dumps(recorded, indent=2, ensure_ascii=False) + "\n")
-
-
-def set_threads() -> int:
-    """Pin torch's intra-op threads for the harness (env POLICYQA_EVAL_THREADS, default 1; 0 leaves
-    torch's default). On this 2-core machine torch's default 2-thread pool makes a one-question encode
-    2-10x slower and wildly variable whenever anything else uses a core, which swamps the latency figures
-    and the run-time budget; `policyqa bench` measures the product's default too."""
-    import torch
-
-    threads = int(os.environ.get("POLICYQA_EVAL_THREADS", "1"))
-    if threads > 0:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: bool = True, check_all: bool = False) -> tuple[dict, dict, list[dict]]:
@@ -413,7 +385,7 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
     extra = [q for q in load_questions("all") if q["split"] not in splits] if check_all else []
     t0 = time.perf_counter()
     encoder = encoder or Encoder()
-    encoder.dimension
+    encoder.load()
     model_load = time.perf_counter() - t0
     policies = load_corpus()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),

@@ -39,10 +39,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from eval.common import REPORTS, benchmark_file, write_atomic
 from eval.gold import load_questions
 from eval.metrics import percentile
 
-REPORTS = Path(__file__).resolve().parent / "reports"
 SEPARATOR = "\n\n"
 # Word substitutions, each switched on or off per copy: a sentence with k of these words is the
 # same in two copies with probability 2^-k, so short boilerplate may still be shared (as in life).
@@ -55,12 +55,6 @@ REWORDINGS = [
 ]
 FIRST = ["Kaede", "Sakura", "Momiji", "Hinoki", "Tsubaki", "Ayame", "Kiri", "Sumire", "Ume", "Yuzu"]
 SECOND = ["Careers", "Jobs", "Works", "Staffing", "Recruit", "Talent", "Agent", "Navi"]
-
-
-def benchmark_file() -> Path:
-    override = os.environ.get("POLICYQA_BENCHMARK")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "policyqa"
-    return path / "dev.json" if path.is_dir() else path
 
 
 def base_policies() -> list[tuple[str, str]]:
@@ -287,10 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     results["loadavg_end"] = os.getloadavg()
-    REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "scale_add.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_atomic(REPORTS / "scale_add.json", json.dumps(results, indent=2))
     text = render(results)
-    (REPORTS / "scale_add.md").write_text(text, encoding="utf-8")
+    write_atomic(REPORTS / "scale_add.md", text)
     print(text)
     return 0
 

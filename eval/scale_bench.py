@@ -42,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.common import REPORTS, benchmark_file, write_atomic
 from eval.gold import load_questions
+from eval.metrics import percentile
 
 REPO = Path(__file__).resolve().parents[1]
-POLICYQA_DEV = Path(os.environ.get("POLICYQA_BENCH_DATA", "/work/shared/benchmarks/policyqa/dev.json"))
-REPORT = REPO / "eval" / "reports" / "scale_bench.json"
+REPORT = REPORTS / "scale_bench.json"
 COLD_QUESTION = "can JapanWork share my data with partners?"
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 HNSW_GRID = ((16, 128), (16, 512), (32, 128), (32, 256), (32, 512), (32, 1024), (32, 2048), (48, 256), (48, 512))  # (M, efSearch)
@@ -56,10 +57,6 @@ BLEND = 0.35  # weight of another real passage's vector in a synthesised copy (s
 SWAPS = [("share", "trade"), ("collect", "gather "), ("personal", "private "), ("may", "can"), ("third", "other"),
          ("use", "use"), ("cookies", "tracker"), ("users", "folks"), ("website", "webpage"), ("partners", "partner "),
          ("provide", "furnish"), ("information", "particulars")]
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
 
 
 def rss_mb() -> float:
@@ -178,9 +175,9 @@ def warm(index: Path) -> dict:
             for k, v in answer.timings_ms.items():
                 parts.setdefault(k, []).append(v)
         out[label] = {"encoder": type(encoder).__name__, "questions": len(questions),
-                      "wall_p50_ms": pct(wall, 50), "wall_p95_ms": pct(wall, 95),
-                      "cpu_p50_ms": pct(cpu, 50), "cpu_p95_ms": pct(cpu, 95),
-                      "parts_p50_ms": {k: pct(v, 50) for k, v in parts.items()}}
+                      "wall_p50_ms": percentile(wall, 50), "wall_p95_ms": percentile(wall, 95),
+                      "cpu_p50_ms": percentile(cpu, 50), "cpu_p95_ms": percentile(cpu, 95),
+                      "parts_p50_ms": {k: percentile(v, 50) for k, v in parts.items()}}
     out["load_avg"] = load_avg()
     return out
 
@@ -191,7 +188,7 @@ def warm(index: Path) -> dict:
 def policyqa_policies():
     from index.types import Policy
 
-    data = json.loads(POLICYQA_DEV.read_text(encoding="utf-8"))["data"]
+    data = json.loads(benchmark_file().read_text(encoding="utf-8"))["data"]
     policies, questions = [], []
     for i, doc in enumerate(data):
         paragraphs = sorted(doc["paragraphs"], key=lambda p: p["index"])
@@ -236,7 +233,7 @@ def encode_base(work: Path, encoder_dir: Path) -> Path:
         return out
     from index.build import sentence_embedding_text
     from index.types import Passage
-    from qa.query_encoder import OnnxQueryEncoder
+    from index.onnx_encoder import OnnxQueryEncoder
 
     policies, passages, sentences, sentence_texts, questions = base_corpus()
     encoder = OnnxQueryEncoder(encoder_dir, threads=os.cpu_count() or 1)
@@ -408,7 +405,7 @@ def query_child(n: int, index_dir: Path, vectors_file: Path) -> dict:
             out.append(fn(i))
             cpu.append(1000 * (time.thread_time() - c))
             wall.append(1000 * (time.perf_counter() - t))
-        return {"wall_p50_ms": pct(wall, 50), "wall_p95_ms": pct(wall, 95), "cpu_p50_ms": pct(cpu, 50), "cpu_p95_ms": pct(cpu, 95)}, out
+        return {"wall_p50_ms": percentile(wall, 50), "wall_p95_ms": percentile(wall, 95), "cpu_p50_ms": percentile(cpu, 50), "cpu_p95_ms": percentile(cpu, 95)}, out
 
     result = {"n": n, "dense_type": type(stored.dense).__name__, "load_s": load_s,
               "ef_search": stored.dense.hnsw.efSearch if hasattr(stored.dense, "hnsw") else None, "rss_before_mb": rss0,
@@ -605,8 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         by_n = {r["n"]: r for r in json.loads(args.out.read_text()).get("scale", [])} if args.out.exists() else {}
         by_n.update({r["n"]: r for r in report["scale"]})
         previous["scale"] = [by_n[k] for k in sorted(by_n)]
-    args.out.write_text(json.dumps(previous, indent=1, default=float))
-    (args.out.with_suffix(".md")).write_text(markdown(previous) + "\n")
+    write_atomic(args.out, json.dumps(previous, indent=1, default=float))
+    write_atomic(args.out.with_suffix(".md"), markdown(previous) + "\n")
     print(f"written {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0
 

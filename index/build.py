@@ -10,7 +10,7 @@ import numpy as np
 
 from index.chunk import ChunkSettings, chunk_clauses
 from index.corpus import checksum
-from index.embed import Encoder
+from index.models import TextEncoder
 from index.lexical import B, K1, STEMMER, build_bm25, tokenize
 from index.parse import parse_clauses
 from index.sentences import sentence_spans
@@ -114,7 +114,7 @@ def _previous_vectors(old: StoredIndex | None, model: str) -> dict[str, np.ndarr
 def build_index(
     policies: list[Policy],
     out: Path,
-    encoder: Encoder,
+    encoder: TextEncoder,
     settings: ChunkSettings = ChunkSettings(),
     progress: bool = False,
     reuse: bool = True,
@@ -196,7 +196,8 @@ def build_index(
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"name": encoder.name, "dimension": int(dim)},
+        "model": {"name": encoder.name, "dimension": int(dim)},  # the dense model, as readers before "models" expect
+        "models": [{"role": "dense", "name": encoder.name, "dimension": int(dim)}],  # every model that built it
         "chunking": settings.to_dict(),
         "lexical": {"k1": K1, "b": B, "stemmer": STEMMER},
         "dense": {"type": type(dense).__name__},
@@ -228,7 +229,7 @@ def _progress_bar(total: int):
     return tqdm(total=total, desc="Embedding", unit="text", dynamic_ncols=True, smoothing=0.1)
 
 
-def _encode(encoder: Encoder, keys: list[str], texts: dict[str, str], bar, chunk: int = 512) -> dict[str, np.ndarray]:
+def _encode(encoder: TextEncoder, keys: list[str], texts: dict[str, str], bar, chunk: int = 512) -> dict[str, np.ndarray]:
     """Vectors of `texts[k]` for `keys`; in chunks when a progress bar (with ETA) is shown."""
     if not keys:
         return {}

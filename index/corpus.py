@@ -6,13 +6,14 @@ import json
 import re
 from pathlib import Path
 
+from index.errors import PolicyQAError
 from index.types import Policy
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent / "default_corpus"
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-class CorpusError(ValueError):
+class CorpusError(PolicyQAError, ValueError):
     """A corpus directory or policy file that cannot be read; the message says what to fix."""
 
 

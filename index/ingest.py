@@ -662,9 +662,8 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def check_id(policy_id: str) -> str:
     if not _ID.match(policy_id):
-        raise IngestError(
-            f"policy id {policy_id!r} is not usable; use lowercase letters, digits and '-' (at most 80), e.g. --id {slugify(policy_id)}"
-        )
+        problem = f"policy id {policy_id!r} is not usable; use lowercase letters, digits and '-' (at most 80)"
+        raise IngestError(problem, hint=f"e.g. --id {slugify(policy_id)}", page=f"{problem}, e.g. {slugify(policy_id)}")
     return policy_id
 
 

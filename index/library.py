@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from index.corpus import CorpusError, checksum, load_corpus
+from index.errors import PolicyQAError
 from index.ingest import (
     MAX_BYTES, Document, IngestError, Metadata, check_date, check_id, clean_text, collect, infer_metadata,
     normalise_name, read_document,
@@ -45,7 +46,7 @@ class LibraryError(CorpusError):
     """An add/remove that cannot be done as asked; the one-line message says what to do instead."""
 
 
-class IndexBusyError(LibraryError):
+class IndexBusyError(PolicyQAError):
     """Another process holds the index's lock for longer than we were willing to wait."""
 
 
@@ -130,7 +131,8 @@ def index_lock(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | Non
                 if time.monotonic() >= deadline:
                     raise IndexBusyError(
                         f"the index at {directory} is busy: another add/remove ({_holder(path)}) still holds {path} "
-                        f"after {wait:g}s; try again when it has finished, or wait longer with --wait SECONDS"
+                        f"after {wait:g}s", hint="try again when it has finished, or wait longer with --wait SECONDS",
+                        page=f"the index is busy: another add is still running after {wait:g}s; try again when it has finished",
                     ) from None
                 if not announced and log:
                     log(f"The index at {directory} is busy ({_holder(path)}); waiting up to {wait:g}s…")
@@ -269,11 +271,13 @@ def _plan(directory: Path, entries: dict[str, dict], incoming: list[_Incoming]) 
         given = {k for k, v in meta.origin.items() if v == "given"}
         same_text = old.get("sha256") == digest
         if normalise_name(p.company) not in _names(old) and not (same_text and "company" not in given):
-            where = "given with --company" if "company" in given else f"from the {meta.origin.get('company', 'text')}"
+            inferred = f"from the {meta.origin.get('company', 'text')}"
+            clash = f"policy id {p.id!r} already belongs to {old['company']!r}, but {p.source or 'this text'} is {p.company!r}"
             raise LibraryError(
-                f"policy id {p.id!r} already belongs to {old['company']!r}, but {p.source or 'this text'} is "
-                f"{p.company!r} ({where}); add it beside it with --id {p.id}-2 (or another id), "
-                f"or replace {p.id!r} with --company {old['company']!r}"
+                f"{clash} ({'given with --company' if 'company' in given else inferred})",
+                hint=f"add it beside it with --id {p.id}-2 (or another id), or replace {p.id!r} with --company {old['company']!r}",
+                page=f"{clash} ({'the Company given' if 'company' in given else inferred}); add it beside it with Id "
+                     f"{p.id}-2 (or another id), or replace {p.id!r} with Company {old['company']!r}",
             )
         # Names not given now stay as they were; the date is the new text's (given, inferred or unknown).
         merged = Policy(
@@ -343,7 +347,8 @@ def _check_args(policy_id, company, aliases, date) -> tuple[str | None, str | No
     if company is not None:
         company = " ".join(str(company).split())
         if not company or len(company) > 200:
-            raise IngestError("the company name must be 1-200 characters; e.g. --company \"Acme Jobs, Inc.\"")
+            raise IngestError("the company name must be 1-200 characters", hint='e.g. --company "Acme Jobs, Inc."',
+                              page="the company name must be 1-200 characters")
     aliases = tuple(dict.fromkeys(" ".join(str(a).split()) for a in aliases if str(a).strip()))
     if date:
         check_date(date)
@@ -489,7 +494,7 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
     if encoder is None:
         encoder = get_encoder(model or index_model or _default_model())
     if any(c.action in ("added", "replaced") for c in changes) or entries is None:
-        encoder.dimension
+        encoder.load()
     t_model = time.perf_counter() - t0
     t0 = time.perf_counter()
     with index_lock(directory, wait=wait, log=log):
@@ -563,9 +568,11 @@ _ORIGIN_WORDS = {"page site name": "the page's site name", "page title": "the pa
                  "policy text": "the policy text", "file name": "the file name", "company name": "the company name"}
 
 
-def describe(report: AddReport, limit: int = 20) -> list[str]:
-    """Lines for a person: one per policy (with what was inferred), then the totals."""
+def describe(report: AddReport, limit: int = 20, for_page: bool = False) -> list[str]:
+    """Lines for a person: one per policy (with what was inferred), then the totals. `for_page`: for a
+    visitor of the web page, who sees no server paths and corrects names in the form's fields."""
     lines: list[str] = []
+    where = "the index" if for_page else f"the index at {report.index}"
     width = min(max((len(c.id) for c in report.changes), default=8), 40)
     shown = report.changes if len(report.changes) <= limit else report.changes[: limit // 2]
     for c in shown:
@@ -601,14 +608,15 @@ def describe(report: AddReport, limit: int = 20) -> list[str]:
     if report.changed:
         s = report.seconds
         lines.append(
-            f"Index {report.index}: {report.policies} {_plural(report.policies, 'policy', 'policies')}, {report.passages} passages. Embedded {report.embedded} new texts "
+            f"{'Index' if for_page else f'Index {report.index}'}: {report.policies} {_plural(report.policies, 'policy', 'policies')}, {report.passages} passages. Embedded {report.embedded} new texts "
             f"({report.embedded_passages} passages + {report.embedded_headings} headings + {report.embedded_sentences} sentences), reused {report.reused}; "
             f"{s.get('total', 0):.1f}s (embed {s.get('embed', 0):.1f}s, write {s.get('write', 0):.1f}s)."
         )
         if any(c.inferred for c in report.changes):
-            lines.append("Check the inferred names above; to correct one, add the file again with --id/--company/--alias/--date.")
+            fix = "add it again with the Company and Id filled in" if for_page else "add the file again with --id/--company/--alias/--date"
+            lines.append(f"Check the inferred names above; to correct one, {fix}.")
     else:
-        lines.append(f"Nothing to do: the index at {report.index} already holds this text ({report.policies} {_plural(report.policies, 'policy', 'policies')}).")
+        lines.append(f"Nothing to do: {where} already holds this text ({report.policies} {_plural(report.policies, 'policy', 'policies')}).")
     return lines
 
 

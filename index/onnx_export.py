@@ -2,7 +2,7 @@
 sentence-transformers (their import alone costs ~6 s; onnxruntime + tokenizers cost ~0.1 s).
 
 The exported graph is the whole sentence-transformers pipeline after tokenisation: the transformer,
-mean (or CLS) pooling over the attention mask and L2 normalisation, so `qa.query_encoder` only
+mean (or CLS) pooling over the attention mask and L2 normalisation, so `index.onnx_encoder` only
 tokenises and runs it. An export is checked against sentence-transformers before it is used
 (cosine >= MIN_COSINE on probe texts, batched and padded, short and past max_seq_length).
 
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from index.errors import PolicyQAError
+from index.onnx_encoder import CONFIG_FILE, FILES, MODEL_FILE, TOKENIZER_FILE, OnnxQueryEncoder
+from index.paths import cache_dir
+
 EXPORT_VERSION = 2  # bump when the exported graph or encoder.json changes meaning
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "encoder.json"
-FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
 OPSET = 17
 MIN_COSINE = 0.9999
 PROBES = [
@@ -41,15 +41,14 @@ PROBES = [
 ]
 
 
-class ExportError(RuntimeError):
+class ExportError(PolicyQAError, RuntimeError):
     """The model cannot be exported (or the export disagrees with sentence-transformers)."""
 
 
 def cache_root() -> Path:
     if os.environ.get("POLICYQA_ENCODER_CACHE"):
         return Path(os.environ["POLICYQA_ENCODER_CACHE"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "policyqa" / "encoders"
+    return cache_dir() / "encoders"
 
 
 def export_key(model: str) -> str:
@@ -212,8 +211,6 @@ def _fuse(encoder, out: Path, hf_config) -> dict:
 
 def verify(encoder, directory: Path, texts: list[str] | None = None) -> float:
     """Smallest cosine between sentence-transformers and the export over `texts`; raises below MIN_COSINE."""
-    from qa.query_encoder import OnnxQueryEncoder
-
     texts = texts or PROBES
     onnx = OnnxQueryEncoder(directory, threads=1)
     reference = encoder.encode(texts)

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from index.corpus import checksum
+from index.errors import IndexLoadError  # noqa: F401  (raised here; its home is index.errors)
 from index.types import Passage, Policy
 
 FORMAT = "policyqa-index"
@@ -29,10 +30,6 @@ FORMAT_VERSION = 2  # 2: headings.npz (clause heading vectors)
 CURRENT = "CURRENT"
 QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
-
-
-class IndexLoadError(RuntimeError):
-    """An index directory that is missing, partial, corrupt or built for another model."""
 
 
 REPAIR_HINT = "`policyqa index repair --index {dir}` points CURRENT at the newest complete version (nothing is deleted)"
@@ -63,7 +60,7 @@ class StoredIndex:
 
     @property
     def query_encoder_dir(self) -> Path | None:
-        """The version's exported ONNX query encoder (qa.query_encoder), if it has a complete one."""
+        """The version's exported ONNX query encoder (index.onnx_encoder), if it has a complete one."""
         entry = self.manifest.get("query_encoder")
         if not entry or entry.get("format") != "onnx":
             return None
@@ -105,24 +102,27 @@ def live_version(directory: Path) -> Path | None:
         raise IndexLoadError(f"{directory} is a file, not an index directory; give --index a directory")
     pointer = directory / CURRENT
     repair = REPAIR_HINT.format(dir=directory)
+    page = "the index on this server is damaged (its CURRENT file); its operator can restore it with `policyqa index repair`"
     if pointer.exists() or pointer.is_symlink():
         try:
             if pointer.is_symlink() or not pointer.is_file():
                 raise ValueError("not a regular file")
             name = pointer.read_bytes().decode("utf-8").strip()
         except (OSError, ValueError) as e:
-            raise IndexLoadError(f"{pointer} cannot be read ({e}); {repair}") from None
+            raise IndexLoadError(f"{pointer} cannot be read ({e})", hint=repair, page=page) from None
         # CURRENT names a folder of this directory and nothing else: never a path out of it.
         if not re.fullmatch(r"v-[A-Za-z0-9._-]+", name) or name in (".", ".."):
-            raise IndexLoadError(f"{pointer} does not name a version folder of {directory} (it holds {name[:80]!r}); {repair}")
+            raise IndexLoadError(f"{pointer} does not name a version folder of {directory} (it holds {name[:80]!r})",
+                                 hint=repair, page=page)
         version = directory / name
         if version.is_symlink() or not version.is_dir():
-            raise IndexLoadError(f"{pointer} names {name!r}, which is not a version folder in {directory}; {repair}")
+            raise IndexLoadError(f"{pointer} names {name!r}, which is not a version folder in {directory}", hint=repair, page=page)
         return version
     if (directory / "manifest.json").exists():
         return directory
     if version_dirs(directory):
-        raise IndexLoadError(f"the index at {directory} has version folders but no CURRENT file naming the live one; {repair}")
+        raise IndexLoadError(f"the index at {directory} has version folders but no CURRENT file naming the live one",
+                             hint=repair, page=page)
     return None
 
 

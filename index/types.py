@@ -72,6 +72,7 @@ class Hit:
     score: float  # fused retrieval score, higher is better
     dense: float  # cosine similarity of question and passage
     lexical: float  # BM25 score
+    row: int  # the passage's row in the index's arrays (embeddings, sentences, headings)
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,26 @@ class Citation:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Citation":
+        return cls(**{f: d[f] for f in cls.__dataclass_fields__})
+
 
 @dataclass
 class Answer:
+    """What every front end shows: `policyqa ask --json` prints `to_dict()`, the page's /ask returns it.
+    `error` is set (and `citations` empty) for a question that could not be asked, e.g. in a batch."""
+
     question: str
     answer: str
     abstained: bool
     policies: list[str]
     citations: list[Citation]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
@@ -110,3 +119,20 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Answer":
+        return cls(
+            question=d["question"], answer=d["answer"], abstained=bool(d["abstained"]), policies=list(d["policies"]),
+            citations=[Citation.from_dict(c) for c in d["citations"]], timings_ms=dict(d.get("timings_ms") or {}),
+            error=d.get("error"),
+        )
+
+    @classmethod
+    def refused(cls, question: str, error: str, timings_ms: dict[str, float] | None = None) -> "Answer":
+        """The record of a question that could not be asked: no answer, no citations, the reason."""
+        return cls(question=question, answer="", abstained=False, policies=[], citations=[],
+                   timings_ms=dict(timings_ms or {}), error=error)

@@ -1,4 +1,8 @@
-"""`policyqa`: ask questions, build the index, serve the page, run the benchmarks."""
+"""`policyqa`: ask questions, build the index, serve the page, run the benchmarks.
+
+A front end over the library: qa.service opens engines and builds indexes (the page uses the same),
+qa.options holds the options `python app.py` and `python -m eval` share, and every error the library
+raises on purpose is an index.errors.PolicyQAError, caught once in `main`."""
 from __future__ import annotations
 
 import argparse
@@ -7,52 +11,13 @@ import os
 import sys
 from pathlib import Path
 
-from index.corpus import DEFAULT_CORPUS, CorpusError
-from index.embed import DEFAULT_MODEL, ModelError
+from index.corpus import DEFAULT_CORPUS
+from index.embed import DEFAULT_MODEL
 from index.errors import PolicyQAError, UsageError
-from index.store import IndexLoadError, live_version, older_manifest
+from index.store import live_version
 from qa.engine import MAX_K
-
-
-def default_index_dir() -> Path:
-    if os.environ.get("POLICYQA_INDEX"):
-        return Path(os.environ["POLICYQA_INDEX"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "policyqa" / "index"
-
-
-def build(corpus: Path, out: Path, model: str, progress: bool = True, replace: bool = False) -> dict:
-    from index.build import build_index
-    from index.corpus import load_corpus
-    from index.embed import Encoder
-
-    from index.library import check_rebuild, index_lock
-
-    policies = load_corpus(corpus)
-    with index_lock(out, log=lambda m: print(m, file=sys.stderr)):  # never two writers at once
-        check_rebuild(out, policies, replace)  # nothing lost unless asked: added policies, versions CURRENT lost
-        return build_index(policies, out, Encoder(model), progress=progress)
-
-
-def open_engine(index_dir: Path | None, model: str | None = None):
-    """The engine over `index_dir`; the default index is built from the shipped corpus on first use,
-    and an index of an earlier format is upgraded in place."""
-    from qa.engine import Engine
-
-    directory = Path(index_dir) if index_dir else default_index_dir()
-    if index_dir is None and live_version(directory) is None:
-        print(f"Building the default index at {directory} (first use, about a minute)…", file=sys.stderr)
-        build(DEFAULT_CORPUS, directory, model or DEFAULT_MODEL)
-    elif older_manifest(directory) is not None:
-        from index.library import upgrade_index
-
-        upgrade_index(directory, log=lambda m: print(m, file=sys.stderr))
-    engine = Engine.open(directory, model=model)
-    if engine.index.query_encoder_dir is None and (model or engine.index.model) == engine.index.model:
-        # Indexes built before PolicyQA exported its ONNX query encoder answer the slow way.
-        print(f"note: the index at {directory} has no ONNX query encoder, so each start loads sentence-transformers "
-              "(seconds); rebuild it (`policyqa index build`) to start in under a second", file=sys.stderr)
-    return engine
+from qa.options import add_eval_options, add_index_options, add_serve_options, page_may_add
+from qa.service import build, default_index_dir, open_engine  # noqa: F401  (the CLI's library, re-exported)
 
 
 def _print_answer(answer) -> None:
@@ -112,8 +77,6 @@ def _json_line(obj) -> str:
 
 
 def cmd_ask(args) -> int:
-    from qa.engine import QuestionError
-
     if not args.question and not args.questions_file:
         print('error: give a question, e.g. policyqa ask "can JapanWork share my data with partners?"', file=sys.stderr)
         return 2
@@ -130,7 +93,7 @@ def cmd_ask(args) -> int:
                     answer = engine.ask(row["question"], policy=row.get("policy") or args.policy, k=args.k,
                                         history=row.get("history"))
                     out.update(answer.to_dict())
-                except (QuestionError, PolicyQAError) as e:
+                except PolicyQAError as e:  # a bad line is reported on its line; the others are answered
                     problem = str(e)
                 except Exception as e:  # one line's failure never stops the lines after it
                     problem = f"could not answer this line ({type(e).__name__}); the other lines are answered"
@@ -139,11 +102,7 @@ def cmd_ask(args) -> int:
                 out["error"] = problem
             print(_json_line(out), flush=True)
         return 1 if failures else 0
-    try:
-        answer = engine.ask(args.question, policy=args.policy, k=args.k)
-    except QuestionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    answer = engine.ask(args.question, policy=args.policy, k=args.k)
     if args.json:
         print(_json_line(answer.to_dict()))
     else:
@@ -235,17 +194,6 @@ def cmd_list(args) -> int:
     return 0
 
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def page_may_add(host: str, allow: bool = False, deny: bool = False) -> bool:
-    """Whether the page shows "Add a policy": on loopback unless turned off; on any other address only
-    when asked for with --allow-add-policy (anyone who can reach the page could add policies)."""
-    if deny:
-        return False
-    return allow or host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
 def cmd_serve(args) -> int:
     if args.allow_add_policy and args.no_add_policy:
         raise UsageError("give --allow-add-policy or --no-add-policy, not both")
@@ -282,9 +230,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="policyqa", description="Ask job-site privacy policies questions; get quoted, cited answers.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp):
-        sp.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index)")
-        sp.add_argument("--model", help=f"sentence-transformers model name or path (default: the index's, or {DEFAULT_MODEL})")
+    common = add_index_options
 
     ask = sub.add_parser("ask", help="answer a question with quotes and citations")
     ask.add_argument("question", nargs="?")
@@ -339,13 +285,7 @@ def parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     serve = sub.add_parser("serve", help="start the web page")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
-    serve.add_argument("--no-add-policy", action="store_true",
-                       help='leave out the page\'s "Add a policy" panel (on by default on 127.0.0.1 only)')
-    serve.add_argument("--allow-add-policy", action="store_true",
-                       help='show "Add a policy" also when --host is not loopback (anyone reaching the page can add policies)')
-    common(serve)
+    add_serve_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     bench = sub.add_parser("bench", help="print speed figures (build, warm and cold ask)")
@@ -353,10 +293,7 @@ def parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     ev = sub.add_parser("eval", help="run the evaluation harness")
-    ev.add_argument("--split", default="all", choices=["dev", "test", "all"])
-    ev.add_argument("--policyqa", action="store_true", help="also run the external PolicyQA benchmark")
-    ev.add_argument("--fast", action="store_true", help="skip baselines and ablations")
-    ev.add_argument("--check", action="store_true", help="fail when hit@1 or highlight-hit@1 regress vs eval/recorded.json")
+    add_eval_options(ev)
     ev.set_defaults(func=cmd_eval)
     return p
 
@@ -382,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (PolicyQAError, IndexLoadError, CorpusError, ModelError) as e:
+    except PolicyQAError as e:  # every error the library raises on purpose; its message says what to do
         _say(str(e))
-        return getattr(e, "exit_code", 1)
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `policyqa ask ... | head`

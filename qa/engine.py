@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from index.embed import Encoder
+from index.errors import UsageError
 from index.lexical import tokenize
-from index.store import IndexLoadError, StoredIndex, read_index
+from index.models import TextEncoder, check_models
+from index.store import StoredIndex, read_index
 from index.types import Answer, Citation, Hit
 from qa.abstain import about_the_policies, coverage, policy_vocabularies
 from qa.compose import compose_answer
@@ -40,7 +42,7 @@ _GENERIC = set(tokenize(
 ))
 
 
-class QuestionError(ValueError):
+class QuestionError(UsageError, ValueError):
     """A question that cannot be asked as given; the message says what to change."""
 
 
@@ -80,18 +82,19 @@ def clean_question(question: object) -> str:
     return text
 
 
-def open_query_encoder(index: StoredIndex, model: str | None = None):
-    """The index's exported ONNX query encoder (qa.query_encoder: no torch, opens in ~0.2 s) when it
+def open_query_encoder(index: StoredIndex, model: str | None = None) -> TextEncoder:
+    """The index's exported ONNX query encoder (index.onnx_encoder: no torch, opens in ~0.2 s) when it
     has one for the model asked for, else sentence-transformers (index.embed.Encoder: ~6 s to load).
     POLICYQA_QUERY_ENCODER=sentence-transformers forces the latter."""
     name = model or index.model
     directory = index.query_encoder_dir
     if name == index.model and directory is not None and os.environ.get("POLICYQA_QUERY_ENCODER") != "sentence-transformers":
         try:
-            from qa.query_encoder import OnnxQueryEncoder
+            from index.onnx_encoder import OnnxQueryEncoder
 
             encoder = OnnxQueryEncoder(directory)
             if encoder.name == index.model:
+                encoder.load()
                 return encoder
         except Exception as e:  # no onnxruntime, a damaged export: answers are the same the slow way
             warnings.warn(f"ONNX query encoder unusable ({e}); loading sentence-transformers", stacklevel=2)
@@ -101,31 +104,18 @@ def open_query_encoder(index: StoredIndex, model: str | None = None):
 class Engine:
     """A loaded index and its query encoder. Load once, ask many times; holds no per-question state."""
 
-    def __init__(self, index: StoredIndex, encoder: Encoder, settings: Settings = Settings()):
-        if encoder.name != index.model:
-            raise IndexLoadError(
-                f"index at {index.path.parent} was built with model {index.model!r} but {encoder.name!r} was asked for; "
-                f"use --model {index.model!r} or rebuild the index with `policyqa index build --model {encoder.name!r}`"
-            )
+    def __init__(self, index: StoredIndex, encoder: TextEncoder, settings: Settings = Settings()):
+        check_models(index.manifest, {"dense": encoder}, where=f"index at {index.path.parent}")
         self.index = index
         self.encoder = encoder
         self.settings = settings
         self.patterns = name_patterns(index.policies)
         self.vocabularies = policy_vocabularies(index)
-        self._row_of = {id(p): i for i, p in enumerate(index.passages)}  # once: O(passages) per ask at scale
 
     @classmethod
     def open(cls, directory: Path | str, model: str | None = None, settings: Settings = Settings()) -> "Engine":
         index = read_index(Path(directory))
-        encoder = open_query_encoder(index, model)
-        engine = cls(index, encoder, settings)
-        dim = encoder.dimension
-        if dim != index.manifest["model"]["dimension"]:
-            raise IndexLoadError(
-                f"model {encoder.name!r} gives {dim}-dimensional vectors but the index holds "
-                f"{index.manifest['model']['dimension']}; rebuild it with `policyqa index build`"
-            )
-        return engine
+        return cls(index, open_query_encoder(index, model), settings)  # checks the models, then loads
 
     def with_settings(self, settings: Settings) -> "Engine":
         return Engine(self.index, self.encoder, settings)
@@ -171,7 +161,7 @@ class Engine:
         tokens = tokenize(query)
         lexical_tokens = tokens + tokenize(expansion) if self.settings.expand_lexical else tokens
         t1 = time.perf_counter()
-        vector = self.encoder.encode([f"{query} {expansion}" if self.settings.expand_dense and expansion else query])[0]
+        vector = self.encoder.encode([f"{query} {expansion}" if self.settings.expand_dense and expansion else query], kind="query")[0]
         t2 = time.perf_counter()
         hits = self._hits(vector, lexical_tokens, scope, k)
         t3 = time.perf_counter()
@@ -214,11 +204,9 @@ class Engine:
         return (leaders + rest)[:k]
 
     def _citations(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> tuple[list[Citation], float]:
-        row_of = self._row_of
         citations, evidence = [], -1.0
         for n, hit in enumerate(hits, start=1):
-            row = row_of[id(hit.passage)]
-            start, end, score = highlight_span(self.index, row, vector, tokens)
+            start, end, score = highlight_span(self.index, hit.row, vector, tokens)
             if n == 1:
                 evidence = score  # how well the best sentence of the top clause matches: abstention's second signal
             policy = self.index.policies[hit.passage.policy_id]

@@ -5,9 +5,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.errors import UsageError
 from index.lexical import bm25_scores
 from index.store import StoredIndex
 from index.types import Hit
+
+FUSIONS = ("linear", "rrf")
+
+
+class SettingsError(UsageError, ValueError):
+    """A retrieval setting with a value PolicyQA does not know."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,10 @@ class RetrievalSettings:
     # dev questions: hit@1 0.754 -> 0.769 (0.1: 0.754, 0.3: 0.746).
     heading_weight: float = 0.2
     fusion: str = "linear"  # "linear" or "rrf"
+
+    def __post_init__(self):
+        if self.fusion not in FUSIONS:  # a typo must not quietly mean linear fusion
+            raise SettingsError(f"unknown fusion {self.fusion!r}; use one of: {', '.join(FUSIONS)}")
 
 
 def dense_candidates(index: StoredIndex, query: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
@@ -118,4 +129,4 @@ def retrieve(
         if settings.heading_weight:
             score = score + settings.heading_weight * heading_similarity(index, cands, query_vector)
     order = np.argsort(-score, kind="stable")[:k]
-    return [Hit(index.passages[cands[i]], float(score[i]), float(dense[i]), float(lex[i])) for i in order]
+    return [Hit(index.passages[cands[i]], float(score[i]), float(dense[i]), float(lex[i]), int(cands[i])) for i in order]

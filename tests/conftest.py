@@ -13,12 +13,24 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Test tiers: a test that needs the real model (the `encoder` fixture, directly or through an index or
+# an engine built with it) is `slow`; browser tests mark themselves `browser`. `pytest -m "not slow and
+# not browser"` runs the model-free tests in seconds; CI (`make test`) runs every tier.
+MODEL_FIXTURES = {"encoder"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from index.embed import Encoder
 
     enc = Encoder()
-    enc.dimension  # load once for the whole session
+    enc.load()  # once for the whole session
     return enc
 
 

@@ -106,6 +106,7 @@ def test_abstention_precision_recall_and_false_refusals():
         abstention([True], [])
 
 
+@pytest.mark.slow  # ranx compiles its metrics with numba on first use (~30 s)
 def test_ranking_metrics_agree_with_ranx():
     ranx = pytest.importorskip("ranx")
     rng = random.Random(7)

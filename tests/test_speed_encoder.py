@@ -31,7 +31,7 @@ def stored(default_index):
 
 @pytest.fixture(scope="module")
 def onnx_encoder(stored):
-    from qa.query_encoder import OnnxQueryEncoder
+    from index.onnx_encoder import OnnxQueryEncoder
 
     assert stored.query_encoder_dir is not None, "build_index did not ship an ONNX query encoder"
     return OnnxQueryEncoder(stored.query_encoder_dir)
@@ -73,7 +73,7 @@ def test_engine_answers_identically_with_either_encoder(engine, onnx_encoder):
 def test_engine_open_picks_onnx_and_falls_back(default_index, tmp_path):
     from index.embed import Encoder
     from qa.engine import Engine
-    from qa.query_encoder import OnnxQueryEncoder
+    from index.onnx_encoder import OnnxQueryEncoder
 
     assert isinstance(Engine.open(default_index).encoder, OnnxQueryEncoder)
     # A damaged export: the engine still answers, through sentence-transformers.
