@@ -421,6 +421,8 @@ def add_text(
     LibraryError, IndexBusyError) with a one-line message; the index is then unchanged."""
     if not isinstance(text, str):
         raise IngestError("the policy text must be text")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # a lone surrogate (JSON "\ud800") cannot be stored
+        raise IngestError("the policy text holds characters that are not valid text (lone surrogates); paste it again")
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise IngestError(f"the text is over the {MAX_BYTES // 2**20} MB limit; add only the privacy policy")
     text = clean_text(text)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import app
@@ -140,3 +140,26 @@ def test_add_of_any_file_adds_it_or_leaves_the_index_byte_identical(default_inde
             return
         assert origin == "cli" and report.changes[0].id == "japanwork"
         assert {e["id"]: e["origin"] for e in library.list_policies(idx)}["japanwork"] == "cli"
+
+
+@pytest.mark.slow
+@SLOW
+@given(text=ANY_TEXT, company=st.one_of(st.none(), ANY_TEXT), policy_id=st.one_of(st.none(), ANY_TEXT))
+@example(text="Acme Careers \ud800 never sells your data.", company="Acme Careers", policy_id=None)
+@example(text="Acme Careers never sells your data.", company="Acme \udcff Careers", policy_id=None)
+def test_pasted_text_on_the_page_is_added_or_refused_with_the_index_unchanged(default_index, encoder, text, company, policy_id):
+    """The page's paste door (any Unicode, lone surrogates included): added as a page policy, or refused
+    with a message and the index byte-identical; never a failure of ours."""
+    from qa.engine import Engine
+    from index.store import read_index
+
+    with tempfile.TemporaryDirectory() as d:
+        idx = copy_index(default_index, Path(d) / "idx")
+        holder = app.EngineHolder(Engine(read_index(idx), encoder), idx)
+        state = snapshot(idx)
+        selected, status = app.add_policy(holder, None, text, company, policy_id)
+        assert "something went wrong" not in status
+        if selected is None:
+            assert "Could not add" in status and snapshot(idx) == state
+        else:
+            assert {e["id"]: e["origin"] for e in library.list_policies(idx)}[selected] == "page"
