@@ -117,7 +117,8 @@ def _escape_line_start(m: re.Match) -> str:
 
 
 def _clip(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
+    # Lone surrogates (a JSON "\ud800") cannot be sent to the browser: Gradio's JSON encoder refuses them.
+    text = " ".join(str(text).encode("utf-8", "replace").decode("utf-8").split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
