@@ -62,10 +62,17 @@ class StoredIndex:
     def query_encoder_dir(self) -> Path | None:
         """The version's exported ONNX query encoder (index.onnx_encoder), if it has a complete one."""
         entry = self.manifest.get("query_encoder")
-        if not entry or entry.get("format") != "onnx":
+        if not isinstance(entry, dict) or entry.get("format") != "onnx":
             return None
-        directory = self.path / entry.get("path", QUERY_ENCODER)
-        return directory if all((directory / f).is_file() for f in entry.get("files", ())) else None
+        name, files = entry.get("path", QUERY_ENCODER), entry.get("files", ())
+        if not isinstance(name, str) or not isinstance(files, (list, tuple)) or not all(isinstance(f, str) for f in files):
+            return None
+        directory = self.path / name
+        # Like CURRENT, the manifest names files of its own version only: never a model from elsewhere.
+        inside = self.path.resolve()
+        if not all((directory / f).resolve().is_relative_to(inside) for f in files) or not directory.resolve().is_relative_to(inside):
+            return None
+        return directory if all((directory / f).is_file() for f in files) else None
 
 
 def _fsync_dir(path: Path) -> None:

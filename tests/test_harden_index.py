@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -319,3 +320,15 @@ def test_index_build_does_not_drop_added_policies_unless_told(idx, tmp_path, cap
     capsys.readouterr()
     assert main(["list", "--index", str(idx), "--json"]) == 0
     assert "acme" not in {r["id"] for r in json.loads(capsys.readouterr().out)}
+
+
+def test_manifest_cannot_point_the_query_encoder_outside_its_version(idx, tmp_path):
+    version = live_version(idx)
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert read_index(idx).query_encoder_dir is not None
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(version / manifest["query_encoder"].get("path", "query_encoder"), outside)
+    manifest["query_encoder"]["path"] = "../../elsewhere"
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    assert (version / "../../elsewhere").resolve() == outside.resolve()
+    assert read_index(idx).query_encoder_dir is None
