@@ -317,7 +317,10 @@ def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
     manifest = read_manifest(directory, version)
     hint = REBUILD_HINT.format(dir=directory)
     try:
-        passages = [Passage.from_dict(json.loads(line)) for line in (version / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+        # Split on "\n" only: JSON leaves U+2028, U+0085 and the like raw in a line, and str.splitlines()
+        # would cut a passage quoting them in two (an index that could not be read after its add).
+        lines = (version / "passages.jsonl").read_text(encoding="utf-8").split("\n")
+        passages = [Passage.from_dict(json.loads(line)) for line in lines if line]
         embeddings = np.load(version / "embeddings.npy", allow_pickle=False)
         dense = faiss.read_index(str(version / "dense.faiss"))
         with np.load(version / "sentences.npz", allow_pickle=False) as s:

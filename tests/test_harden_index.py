@@ -332,3 +332,13 @@ def test_manifest_cannot_point_the_query_encoder_outside_its_version(idx, tmp_pa
     (version / "manifest.json").write_text(json.dumps(manifest))
     assert (version / "../../elsewhere").resolve() == outside.resolve()
     assert read_index(idx).query_encoder_dir is None
+
+
+def test_policy_text_with_unicode_line_separators_reads_back(idx, tmp_path, capsys):
+    """U+2028, U+2029 and NEL (U+0085) come with text copied from documents; JSON keeps them raw in a line."""
+    (tmp_path / "acme.txt").write_text("Acme Careers Inc. Privacy Policy\n\nArticle 1 (Selling)\n\n"
+                                       "Acme Careers never sells\u2028your personal data.\x85 We delete it\u2029on request.\n")
+    assert main(["add", str(tmp_path / "acme.txt"), "--index", str(idx)]) == 0
+    capsys.readouterr()
+    assert main(["ask", "does Acme Careers sell my data?", "--index", str(idx), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["policies"] == ["acme"]
