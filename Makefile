@@ -4,7 +4,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-browser run test eval bench
+.PHONY: install install-browser run test eval bench train
 
 install:
 	$(PIP) install torch==2.13.0
@@ -24,3 +24,8 @@ eval:
 
 bench:
 	policyqa bench
+
+# Retrain the shipped retriever (index/trained/minilm-policy-v1) from the packaged base model; needs
+# ../shared/benchmarks/policyqa/dev.json. Not run in CI.
+train:
+	$(PYTHON) -m qa.cli train

@@ -28,7 +28,6 @@ from pathlib import Path
 from eval.common import REPORTS, benchmark_file, jsonable, set_threads, write_atomic
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile
 
-SEPARATOR = "\n\n"
 K = 10
 SHOWN = 3
 MATCHED = (750, 75)  # recipe chunking whose mean chunk length (~540 chars) matches PolicyQA's passages here
@@ -41,41 +40,10 @@ REFERENCE = {
 
 
 def rebuild(data: dict) -> tuple[list[dict], list[dict]]:
-    """(policies, questions) from the SQuAD-format data.
+    """(policies, questions) of the SQuAD-format data; one definition, shared with training."""
+    from index.trainset import rebuild_policyqa
 
-    policies: [{"id", "title", "text"}] with text = segments in `index` order joined by a blank line.
-    questions: distinct (policy, question) pairs in first-seen order, each {"policy", "question",
-    "gold": [(start, end)] in the rebuilt text, "answers": n, "category"}."""
-    from index.corpus import slugify
-
-    policies, questions, by_key = [], [], {}
-    for doc in data["data"]:
-        pid = slugify(doc["title"])
-        if any(p["id"] == pid for p in policies):
-            raise ValueError(f"two policies slugify to {pid!r}")
-        paragraphs = sorted(doc["paragraphs"], key=lambda p: p["index"])
-        offsets, pos = [], 0
-        for par in paragraphs:
-            offsets.append(pos)
-            pos += len(par["context"]) + len(SEPARATOR)
-        text = SEPARATOR.join(par["context"] for par in paragraphs)
-        for par, offset in zip(paragraphs, offsets):
-            for qa in par["qas"]:
-                key = (pid, qa["question"])
-                if key not in by_key:
-                    by_key[key] = {"policy": pid, "question": qa["question"], "gold": [], "answers": 0,
-                                   "category": qa.get("type", "").split("|||")[0]}
-                    questions.append(by_key[key])
-                for a in qa["answers"]:
-                    start = offset + a["answer_start"]
-                    end = start + len(a["text"])
-                    if text[start:end] != a["text"]:
-                        raise ValueError(f"answer offset does not map into the rebuilt {pid} text: {a['text'][:60]!r}")
-                    if (start, end) not in by_key[key]["gold"]:
-                        by_key[key]["gold"].append((start, end))
-                    by_key[key]["answers"] += 1
-        policies.append({"id": pid, "title": doc["title"], "text": text})
-    return policies, questions
+    return rebuild_policyqa(data)
 
 
 def write_corpus(policies: list[dict], directory: Path) -> None:
@@ -119,7 +87,8 @@ def aggregate(scores: list[dict]) -> dict:
     }
 
 
-def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
+def run(limit: int | None = None, encoder=None, progress: bool = True, policy_ids: set[str] | None = None,
+        baselines: bool = True) -> dict:
     from tqdm import tqdm
 
     from eval.baselines import ChunkIndex, RecipeBM25, RecipeDense, plain_tokens
@@ -133,13 +102,17 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
     threads = set_threads()
     path = benchmark_file()
     policies, questions = rebuild(json.loads(path.read_text(encoding="utf-8")))
+    if policy_ids is not None:  # a fold's held-out policies only
+        policies = [p for p in policies if p["id"] in policy_ids]
+        questions = [q for q in questions if q["policy"] in policy_ids]
     if limit:
         questions = questions[:limit]
     encoder = encoder or Encoder()
     encoder.load()
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data": str(path),
             "policies": len(policies), "questions": len(questions), "torch_threads": threads, "model": encoder.name,
-            "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions)}
+            "gold_answers": sum(q["answers"] for q in questions), "gold_spans": sum(len(q["gold"]) for q in questions),
+            "trained_on_this_data": trained_on(encoder.name, path)}
     results = {}
     with tempfile.TemporaryDirectory(prefix="policyqa-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
@@ -157,12 +130,18 @@ def run(limit: int | None = None, encoder=None, progress: bool = True) -> dict:
                       file=sys.stderr, mininterval=1.0):
             scores.append(score(q, engine.ask(q["question"], policy=q["policy"], k=K).to_dict()))
         results["policyqa"] = scores
+        if not baselines:
+            return {"meta": meta, "scores": results, "questions": questions}
         t0 = time.perf_counter()
-        chunks = ChunkIndex(loaded, encoder, progress=progress)
+        from index.embed import BASE_MODEL
+
+        # The usual recipe is the recipe with the usual model, whichever encoder PolicyQA uses.
+        recipe_encoder = encoder if encoder.name == BASE_MODEL else Encoder(BASE_MODEL)
+        chunks = ChunkIndex(loaded, recipe_encoder, progress=progress)
         meta.update(baseline_build_s=time.perf_counter() - t0, baseline_chunks=len(chunks.chunks))
         # Control, not a baseline: the recipe with chunks as long as PolicyQA's passages (span overlap favours
         # long citations, so this separates "better retrieval" from "longer citations").
-        matched = ChunkIndex(loaded, encoder, chunk_size=MATCHED[0], chunk_overlap=MATCHED[1], progress=progress)
+        matched = ChunkIndex(loaded, recipe_encoder, chunk_size=MATCHED[0], chunk_overlap=MATCHED[1], progress=progress)
         control = RecipeDense(matched)
         control.name = f"recipe-dense-{MATCHED[0]}"
         plain = RecipeBM25(chunks, tokenizer=plain_tokens)
@@ -194,6 +173,9 @@ def report_markdown(out: dict) -> str:
             ("abstained", "abstained"), ("ms_p50", "p50 ms")]
     lines = [
         "# External benchmark: PolicyQA dev split (open-policy retrieval)", "",
+        *([f"**In-sample**: PolicyQA's encoder `{m['model']}` was trained on this very split; for held-out "
+            "figures run `python -m eval.policyqa_bench --folds DIR` with the fold models of `policyqa train --save-folds DIR`.", ""]
+          if m.get("trained_on_this_data") else []),
         f"Generated {m['generated']}. {m['policies']} policies rebuilt as one text each (segments in `index` order, "
         f"blank-line separated), {m['questions']} distinct (policy, question) pairs, {m['gold_answers']} gold answers "
         f"({m['gold_spans']} distinct spans). Each question is asked restricted to its policy; a citation is a hit "
@@ -231,9 +213,62 @@ def report_markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trained_on(model: str, data: Path) -> bool:
+    """Whether `model` is a trained model whose training data included this very file (by sha256)."""
+    from index.trained import is_trained, record
+
+    if not is_trained(model):
+        return False
+    import hashlib
+
+    spec, _ = record(model)
+    return spec.get("data", {}).get("policyqa", {}).get("sha256") == hashlib.sha256(Path(data).read_bytes()).hexdigest()
+
+
+def run_folds(folds_dir: Path, progress: bool = True) -> dict:
+    """Full-pipeline k-fold figures: each fold's model (`policyqa train --save-folds DIR`) answers only the
+    questions of the policies it was not trained on; the scores of all folds are pooled."""
+    from index.embed import Encoder
+
+    scores, per_fold, meta = [], [], {}
+    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
+    if not fold_dirs:
+        raise FileNotFoundError(f"no fold models (fold*/model.json) in {folds_dir}")
+    helds = [set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"]) for d in fold_dirs]
+    # A policy in no fold gave no training question (one passage: every question's answer is in it), so no
+    # fold model was trained on it: the first fold answers its questions too.
+    policies, _ = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
+    helds[0] |= {p["id"] for p in policies} - set().union(*helds)
+    for d, held in zip(fold_dirs, helds):
+        out = run(encoder=Encoder(str(d)), progress=progress, policy_ids=held, baselines=False)
+        scores += out["scores"]["policyqa"]
+        per_fold.append({"fold": d.name, "policies": out["meta"]["policies"], **aggregate(out["scores"]["policyqa"])})
+        meta = out["meta"]
+    return {"meta": {**meta, "folds": len(fold_dirs), "folds_dir": str(folds_dir), "questions": len(scores)},
+            "systems": {"policyqa (k-fold)": aggregate(scores)}, "per_fold": per_fold}
+
+
 def main(args=None) -> int:
     limit = getattr(args, "limit", None)
-    out = run(limit=limit)
+    if getattr(args, "folds", None):
+        out = run_folds(args.folds)
+        lines = ["| system / fold | questions | hit@1 | hit@3 | hit@5 | MRR@10 | hl-hit@1 | len@1 | abstained | p50 ms |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, a in [*out["systems"].items(), *((f["fold"], f) for f in out["per_fold"])]:
+            lines.append(f"| {name} | {a['questions']} | {_f(a['hit@1'])} | {_f(a['hit@3'])} | {_f(a['hit@5'])} | "
+                         f"{_f(a['mrr@10'])} | {_f(a['highlight_hit@1'])} | {_f(a['cite_chars_top1'], '{:.0f}')} | "
+                         f"{_f(a['abstained'])} | {_f(a['ms_p50'], '{:.1f}')} |")
+        md = ("# PolicyQA benchmark, k-fold by policy\n\nEach fold's model (trained without the fold's policies) "
+              f"answers the questions of its held-out policies through the whole pipeline; {out['meta']['folds']} folds "
+              f"from {out['meta']['folds_dir']}, {out['meta']['questions']} questions.\n\n" + "\n".join(lines) + "\n")
+        print(md)
+        write_atomic(REPORTS / "policyqa_benchmark_kfold.md", md)
+        write_atomic(REPORTS / "policyqa_benchmark_kfold.json", json.dumps(jsonable(out), indent=1) + "\n")
+        return 0
+    model = getattr(args, "model", None)
+    if model:
+        from index.embed import Encoder
+    out = run(limit=limit, encoder=Encoder(model) if model else None)
     md = report_markdown(out)
     print(md)
     if limit:
@@ -248,4 +283,7 @@ def main(args=None) -> int:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m eval.policyqa_bench", description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, help="ask only the first N questions (smoke test; writes no report)")
+    p.add_argument("--model", help="embedding model (default: the product's default)")
+    p.add_argument("--folds", type=Path, metavar="DIR",
+                   help="k-fold figures: each fold model in DIR (policyqa train --save-folds DIR) on its held-out policies")
     sys.exit(main(p.parse_args()))

@@ -399,10 +399,18 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
         engine = Engine(read_index(Path(tmp) / "index"), encoder, Settings())
         systems = [EngineSystem("policyqa", engine, "PolicyQA as shipped (Settings() defaults)")]
         if not fast:
+            from index.embed import BASE_MODEL
+
+            # The usual recipe is the recipe with the usual model, whichever encoder PolicyQA uses.
+            base = encoder if encoder.name == BASE_MODEL else Encoder(BASE_MODEL)
             t0 = time.perf_counter()
-            chunks = ChunkIndex(policies, encoder)
+            chunks = ChunkIndex(policies, base)
             meta.update(baseline_build_s=time.perf_counter() - t0, baseline_chunks=len(chunks.chunks))
             systems += [RecipeDense(chunks), RecipeBM25(chunks), *ablations(engine)]
+            if base is not encoder:  # the trained encoder's ablation: the model it was trained from
+                build_index(policies, Path(tmp) / "base-index", base)
+                systems.append(EngineSystem("abl:base-model", Engine(read_index(Path(tmp) / "base-index"), base, Settings()),
+                                            f"the base {BASE_MODEL} instead of {encoder.name} (same settings)", kind="ablation"))
         calls = 2 * len(questions) * len(systems) + 2 * len(extra)
         results = {}
         with tqdm(total=calls, desc="eval", unit="ask", disable=not progress, file=sys.stderr, dynamic_ncols=True, mininterval=1.0) as bar:
@@ -423,7 +431,11 @@ def main(args) -> int:
     split = getattr(args, "split", None) or "all"
     fast = bool(getattr(args, "fast", False))
     do_check = bool(getattr(args, "check", False))
-    results, meta, questions = evaluate(split, fast=fast, check_all=do_check and split != "all")
+    model = getattr(args, "model", None)
+    if model:
+        from index.embed import Encoder
+    results, meta, questions = evaluate(split, fast=fast, encoder=Encoder(model) if model else None,
+                                        check_all=do_check and split != "all")
     splits = meta["splits"]
     shown = [*splits, "all"] if len(splits) > 1 else splits
     for s in shown:

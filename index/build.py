@@ -16,6 +16,7 @@ from index.parse import parse_clauses
 from index.sentences import sentence_spans
 from index.store import FORMAT, FORMAT_VERSION, IndexLoadError, StoredIndex, read_index, write_index
 from index.types import Passage, Policy
+from index.trained import trained_provenance
 
 # Below this many passages exact search is fast enough (and exact); above it HNSW keeps queries fast.
 # Measured with eval/scale_bench.py (docs/scaling.md), one query on one core: exact search takes 0.65 ms
@@ -197,7 +198,8 @@ def build_index(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": {"name": encoder.name, "dimension": int(dim)},  # the dense model, as readers before "models" expect
-        "models": [{"role": "dense", "name": encoder.name, "dimension": int(dim)}],  # every model that built it
+        "models": [{"role": "dense", "name": encoder.name, "dimension": int(dim),  # every model that built it
+                    **trained_provenance(encoder.name)}],
         "chunking": settings.to_dict(),
         "lexical": {"k1": K1, "b": B, "stemmer": STEMMER},
         "dense": {"type": type(dense).__name__},

@@ -226,6 +226,12 @@ def cmd_eval(args) -> int:
     return eval_main(args)
 
 
+def cmd_train(args) -> int:
+    from index.train import run_from_args
+
+    return run_from_args(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="policyqa", description="Ask job-site privacy policies questions; get quoted, cited answers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -291,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="print speed figures (build, warm and cold ask)")
     common(bench)
     bench.set_defaults(func=cmd_bench)
+
+    from index.train import add_arguments as train_arguments  # policyqa train (issue 13): numpy only
+
+    tr = sub.add_parser("train", help="train the shipped retriever from the packaged base model (index/train.py)")
+    train_arguments(tr)
+    tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="run the evaluation harness")
     add_eval_options(ev)

@@ -57,7 +57,7 @@ class Settings:
     # A policy "does not say" when too few of the question's key words occur in it (coverage) and no
     # sentence is close in meaning either; or when almost none of them occur at all.
     min_coverage: float = 0.5
-    strong_evidence: float = 0.45
+    strong_evidence: float = 0.5
     min_coverage_always: float = 0.2
     # A question naming no policy that talks of neither job sites nor personal data is off-topic
     # (qa.abstain.about_the_policies), however well "Tokyo" or "Japan" match an address or a name.

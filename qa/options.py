@@ -39,6 +39,8 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policyqa", action="store_true", help="also run the external PolicyQA benchmark")
     p.add_argument("--fast", action="store_true", help="skip baselines and ablations")
     p.add_argument("--check", action="store_true", help="fail when hit@1 or highlight-hit@1 regress vs eval/recorded.json")
+    p.add_argument("--model", help=f"embedding model to evaluate (default {DEFAULT_MODEL}; e.g. the base "
+                   "sentence-transformers/all-MiniLM-L6-v2)")
     p.add_argument("--record", action="store_true", help="store PolicyQA's figures (needs --split all) in eval/recorded.json")
 
 

@@ -147,17 +147,17 @@ def test_odd_input_gets_a_sane_answer(engine, odd):
         assert "<script>" in answer.question  # kept as text; escaping is the page's job
 
 
-def test_clause_headings_rank_the_clause_a_question_names(engine):
-    """Heading similarity is what lifts the complaints clause above the purposes clause (whose body
-    also talks about handling inquiries) for this question."""
+def test_the_clause_a_question_names_ranks_first_with_or_without_heading_similarity(engine):
+    """The complaints clause comes before the purposes clause (whose body also talks about handling
+    inquiries). With the base MiniLM only heading similarity lifted it; the trained encoder reads the
+    heading with the clause, so it holds at the re-fitted heading weight 0 and still at 0.2."""
     from qa.engine import Settings
     from qa.retrieve import RetrievalSettings
 
     question = "where do I send a complaint to en Japan about my personal data?"
-    top = engine.ask(question).citations[0]
-    assert top.policy_id == "en-japan" and top.section.startswith("10. Customer service for complaints")
-    without = engine.with_settings(Settings(retrieval=RetrievalSettings(heading_weight=0.0))).ask(question).citations[0]
-    assert not without.section.startswith("10.")
+    for weight in (0.0, 0.2):
+        top = engine.with_settings(Settings(retrieval=RetrievalSettings(heading_weight=weight))).ask(question).citations[0]
+        assert top.policy_id == "en-japan" and top.section.startswith("10. Customer service for complaints")
 
 
 def test_heading_rows_share_one_vector_per_heading_and_skip_unsectioned_passages():

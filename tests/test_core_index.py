@@ -1,6 +1,7 @@
 """The index on disk: self-describing, atomic, checked on load; and the CLI over it."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from index.build import build_index
 from index.corpus import CorpusError, load_corpus
-from index.embed import Encoder
+from index.embed import DEFAULT_MODEL, Encoder
 from index.store import IndexLoadError, live_version, read_index, read_manifest
 from qa.engine import Engine
 
@@ -25,7 +26,9 @@ def index_copy(default_index, tmp_path):
 def test_manifest_describes_the_index(default_index):
     m = read_manifest(default_index)
     assert m["format"] == "policyqa-index" and m["format_version"] == 2
-    assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384}
+    assert m["model"] == {"name": DEFAULT_MODEL, "dimension": 384}
+    dense = next(x for x in m["models"] if x["role"] == "dense")  # the trained layers' checksums are recorded
+    assert dense["base"] == "sentence-transformers/all-MiniLM-L6-v2" and len(dense["files"]) == 3
     assert m["chunking"]["max_chars"] > 0 and m["lexical"]["k1"] > 0
     assert {p["id"] for p in m["policies"]} == {"japanwork", "en-japan", "highly-skilled-japan", "jacces", "gaijin-poole"}
     assert all(len(p["sha256"]) == 64 and p["passages"] > 0 for p in m["policies"])
@@ -140,7 +143,7 @@ def test_adding_to_an_index_of_the_previous_format_upgrades_it_first(index_copy,
 
 
 def test_model_mismatch_is_refused(default_index, index_copy):
-    with pytest.raises(IndexLoadError, match="built with model .*all-MiniLM-L6-v2.* 'other/model' was asked for"):
+    with pytest.raises(IndexLoadError, match=f"built with model .*{re.escape(DEFAULT_MODEL)}.* 'other/model' was asked for"):
         Engine(read_index(default_index), Encoder("other/model"))
     manifest = live_version(index_copy) / "manifest.json"
     m = json.loads(manifest.read_text())

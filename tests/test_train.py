@@ -1,0 +1,83 @@
+"""`policyqa train` end to end on a tiny subset, and the checks a shipped trained model passes at load."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from index.trainset import OWN_DEV, build_trainset, folds, policyqa_file
+
+needs_policyqa = pytest.mark.skipif(not policyqa_file().is_file(), reason="PolicyQA dev split not present (../shared)")
+
+
+@needs_policyqa
+def test_trainset_positives_hold_the_answer_and_negatives_do_not():
+    ts = build_trainset(limit=None)
+    assert len(ts.examples) > 2000
+    for e in ts.examples:
+        assert e.positive in e.gold and e.negative not in e.gold
+        assert ts.passages[e.positive].policy_id == e.policy == ts.passages[e.negative].policy_id
+    # Own dev questions are in, their positive passage quotes the evidence; the frozen test split never is.
+    own = [e for e in ts.examples if e.source == "own-dev"]
+    dev_ids = {r["id"] for r in map(json.loads, OWN_DEV.read_text(encoding="utf-8").splitlines()) if r}
+    assert own and {e.group for e in own} <= dev_ids
+    with pytest.raises(ValueError):
+        build_trainset(own_dev=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
+    # Folds hold out whole policies: no PolicyQA policy is on both sides.
+    parts = folds(ts, 5, 0)
+    assert sum(len(p) for p in parts) == len({e.group for e in ts.examples})
+    assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+
+
+@needs_policyqa
+@pytest.mark.slow
+def test_tiny_training_run_loads_is_recorded_in_the_manifest_and_answers(tmp_path):
+    from index.build import build_index
+    from index.corpus import load_corpus
+    from index.embed import Encoder, resolve_model
+    from index.store import read_index
+    from index.train import TrainConfig, run
+    from index.trained import TrainedModelError, materialize
+    from qa.engine import Engine
+
+    out = tmp_path / "tiny"
+    record = run(out, "policyqa/test-tiny", TrainConfig(max_steps=2, layers=1), k=0, limit=64, progress=False,
+                 log=lambda m: None)
+    assert record["steps"] == 2 and len(json.loads((out / "loss.json").read_text())["losses"]) == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Seed 0" in card and all(h in card for h in record["files"].values())
+    assert all((out / f).stat().st_size <= 10 * 2**20 for f in record["files"])
+    again = run(tmp_path / "again", "policyqa/test-tiny", TrainConfig(max_steps=2, layers=1), k=0, limit=64,
+                progress=False, log=lambda m: None)
+    assert again["files"] == record["files"]  # same seed, same bytes
+
+    encoder = Encoder(str(out))  # a trained model's directory loads by path like any model
+    policy = [p for p in load_corpus() if p.id == "japanwork"]
+    build_index(policy, tmp_path / "index", encoder)
+    index = read_index(tmp_path / "index")
+    assert index.manifest["model"]["name"] == str(out)
+    dense = next(m for m in index.manifest["models"] if m["role"] == "dense")
+    assert dense["files"] == record["files"] and dense["base"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert index.query_encoder_dir is not None  # the ONNX query encoder exports the trained model too
+    answer = Engine.open(tmp_path / "index").ask("can JapanWork share my data with partners?")
+    assert answer.citations and answer.citations[0].policy_id == "japanwork"
+
+    # A damaged layer file is refused at load, with a message naming it.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    layer = damaged / next(iter(record["files"]))
+    data = bytearray(layer.read_bytes())
+    data[-1] ^= 1
+    layer.write_bytes(bytes(data))
+    with pytest.raises(TrainedModelError, match=layer.name):
+        materialize(str(damaged), resolve_model)
+
+
+def test_the_shipped_model_matches_its_checksums():
+    from index.trained import DEFAULT_TRAINED, record, verify
+
+    spec, directory = record(DEFAULT_TRAINED)
+    verify(spec, directory)
+    assert spec["base"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert all((directory / f).stat().st_size <= 10 * 2**20 for f in spec["files"])
