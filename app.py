@@ -1,12 +1,13 @@
 """The PolicyQA web page: ask the job-site privacy policies questions, read the quoted clauses.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy | --allow-add-policy]
     policyqa serve            (the same, through the CLI)
 
 The page is a thin layer over the `qa` library the CLI uses: one Engine, loaded once at start,
 answers every question (`Engine.ask`); nothing here retrieves on its own.
 
-"Add a policy" (on unless --no-add-policy / `build_app(..., allow_add=False)`): an uploaded file or
+"Add a policy" (on when serving on loopback, unless --no-add-policy; on another address only with
+--allow-add-policy; `build_app(..., allow_add=False)`): an uploaded file or
 pasted text goes into the index this page serves through `index.library` (locked, atomic, only the
 new passages embedded); the page then reads the new index version into a new Engine and swaps it
 into its `EngineHolder`, so every later question, from anyone, can be answered from the new policy.
@@ -17,7 +18,11 @@ below): one card per citation with company, clause heading, the passage with the
 sentence marked, and the [n] the answer uses. Clicking a card or an [n] opens the whole policy
 scrolled to that clause, marked. A question over several policies also gets a per-company table.
 
-API: `/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) returns exactly
+Policies added on the page are recorded with origin "page": the page may replace or remove only
+those, never the shipped ones or those added with `policyqa add` (a clash is refused).
+
+API: POST /api/ask (plain JSON, see `mount_json_api`) and
+`/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) return exactly
 `policyqa ask --json`'s object (Answer.to_dict()). A question the engine refuses (empty, over
 2,000 characters, not text, unknown policy id) returns `{"error": "<message for the user>"}`
 instead - the same convention as `policyqa ask --questions-file` - never a traceback.
@@ -29,6 +34,7 @@ and `javascript:` links render as inert text. Question text is never logged.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
@@ -47,7 +53,7 @@ import gradio as gr  # noqa: E402
 
 from index.ingest import MAX_BYTES  # noqa: E402
 from qa.compose import display_name, short_name  # noqa: E402
-from index.errors import PolicyQAError  # noqa: E402
+from index.errors import PolicyQAError, UsageError  # noqa: E402
 from index.types import Answer, Citation  # noqa: E402
 from qa.engine import MAX_QUESTION_CHARS  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
@@ -111,7 +117,8 @@ def _escape_line_start(m: re.Match) -> str:
 
 
 def _clip(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
+    # Lone surrogates (a JSON "\ud800") cannot be sent to the browser: Gradio's JSON encoder refuses them.
+    text = " ".join(str(text).encode("utf-8", "replace").decode("utf-8").split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
@@ -669,13 +676,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
-        try:
-            return holder.current().ask(question, policy=(policy or None)).to_dict()
-        except PolicyQAError as e:
-            return {"error": e.for_page()}
-        except Exception as e:  # never a traceback; never the question in the log
-            log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
-            return {"error": "something went wrong while answering; please try again"}
+        return api_answer(holder, question, policy)[0]
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
@@ -708,8 +709,9 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
                     with gr.Accordion("Add a policy", open=False, elem_id="pq-add"):
                         gr.Markdown(
                             "Add a privacy policy to the ones this page answers from. It is indexed on this server "
-                            "and questions about it work at once, **for everyone using this page**. Adding the "
-                            "same company's policy again replaces its text.", elem_id="pq-add-intro")
+                            "and questions about it work at once, **for everyone using this page**. A policy added "
+                            "here can be replaced here; the policies this page ships with, and those added by its "
+                            "operator, cannot.", elem_id="pq-add-intro")
                         # No file_types filter: the library names what it cannot read, in the panel below.
                         add_file = gr.File(label=f"Policy file: .txt, .md, .html/.htm or .pdf, up to {MAX_BYTES // 2**20} MB",
                                            file_count="single", type="filepath", elem_id="pq-add-file")
@@ -758,7 +760,63 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
 
         gr.api(ask, api_name="ask")
     demo.pq_max_upload = f"{MAX_BYTES // 2**20}mb" if allow_add else "1mb"
+    demo.pq_holder = holder  # for POST /api/ask, mounted at launch
     return demo
+
+
+def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int]:
+    """(`policyqa ask --json`'s object, 200), or ({"error": message}, 400) for a question that cannot
+    be asked (empty, too long, not text, unknown policy) and ({"error": ...}, 500) for a failure of ours.
+    The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
+    try:
+        return holder.answer(question, policy or None), 200
+    except PolicyQAError as e:  # a question refused (400), or an index that cannot serve (500)
+        return {"error": e.for_page()}, 400 if isinstance(e, UsageError) else 500
+    except Exception as e:  # never a traceback; never the question in the log
+        log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
+        return {"error": "something went wrong while answering; please try again"}, 500
+
+
+API_MAX_BODY = 64 * 1024  # bytes of JSON a POST /api/ask may send (a question is at most 2,000 characters)
+
+
+def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAULT_CONCURRENCY) -> None:
+    """POST /api/ask beside the page, for scripts without gradio_client:
+    {"question": "...", "policy": "japanwork" (optional)} -> `policyqa ask --json`'s object, or
+    {"error": "..."} with status 400 (bad question or body), 413 (body too large) or 415 (not JSON).
+    It answers outside Gradio's queue, `threads` questions at once (more wait for a thread)."""
+    import anyio
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    limiter = anyio.CapacityLimiter(threads)
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def api_ask(request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > API_MAX_BODY):
+            return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > API_MAX_BODY:
+                return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return refuse(415, 'the request body must be JSON, e.g. {"question": "can JapanWork share my data?", "policy": "japanwork"}')
+        if not isinstance(data, dict) or "question" not in data:
+            return refuse(400, 'the JSON body must be an object with a "question", e.g. {"question": "can JapanWork share my data?"}')
+        unknown = sorted(set(data) - {"question", "policy"})
+        if unknown:
+            return refuse(400, f"unknown field {unknown[0][:40]!r}; send \"question\" and, optionally, \"policy\"")
+        result, status = await anyio.to_thread.run_sync(api_answer, holder, data["question"], data.get("policy"),
+                                                        limiter=limiter)
+        return JSONResponse(result, status_code=status)
+
+    demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
 
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
@@ -767,11 +825,21 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
-    return demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
-        show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
-        footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
-    )
+    try:
+        launched = demo.launch(
+            server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
+            show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
+            footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
+        )
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        from index.errors import UsageError
+
+        raise UsageError(f"cannot serve on {host}:{port} ({str(e).split('. ')[0]}); choose another --port or --host") from None
+    if getattr(demo, "pq_holder", None) is not None:
+        mount_json_api(demo, demo.pq_holder, concurrency)
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def theme() -> gr.themes.Base:
@@ -811,7 +879,11 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
     print(f"PolicyQA: {len(engine.index.policies)} policies loaded; open http://{host}:{port}", file=sys.stderr, flush=True)
     if allow_add:
         print(f"PolicyQA: \"Add a policy\" is on: visitors can add policies to the index at {directory} "
-              "(--no-add-policy turns it off)", file=sys.stderr, flush=True)
+              "and replace those added on the page, never the others (--no-add-policy turns it off)", file=sys.stderr, flush=True)
+    else:
+        print("PolicyQA: \"Add a policy\" is off" + ("" if host in ("127.0.0.1", "localhost", "::1") else
+              f" because the page listens on {host}, not only this machine (--allow-add-policy turns it on)"),
+              file=sys.stderr, flush=True)
     holder = EngineHolder(engine, directory)
     return launch_app(build_app(holder, allow_add=allow_add), host=host, port=port, block=block)
 
@@ -819,10 +891,12 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
 def main(argv: list[str] | None = None) -> int:
     from index.errors import PolicyQAError
     from qa.options import serve_parser
+    from qa.options import page_may_add
 
     args = serve_parser().parse_args(argv)
     try:
-        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
+        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model,
+              allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
     except PolicyQAError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

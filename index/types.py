@@ -14,6 +14,7 @@ class Policy:
     aliases: tuple[str, ...] = ()
     date: str | None = None
     source: str = ""  # file name the text came from
+    origin: str = ""  # who added it: "shipped" (the default corpus), "cli" (the command line) or "page" (the web page)
 
     def names(self) -> tuple[str, ...]:
         """Every name a question may use for this policy, most specific first."""

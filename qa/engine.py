@@ -26,6 +26,9 @@ from qa.retrieve import RetrievalSettings, retrieve
 from qa.scope import asks_across, conversation_scope, refers_back, without_across_words
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 20  # citations an answer may have
+MAX_HISTORY = 50  # earlier questions a follow-up may carry (the page passes 8)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _FOLLOW_UP = re.compile(r"^\s*(what|how)\s+about\b|^\s*(and|also|same)\b|\b(they|them|their|it|its|that|this|those|these)\b", re.I)
 # Words that say "privacy policy" without saying what is asked: no evidence that a clause answers.
@@ -69,6 +72,10 @@ class Settings:
 def clean_question(question: object) -> str:
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
+    if _SURROGATE.search(question):  # bytes that were not UTF-8 (a shell argument) or a lone \\ud800 in JSON
+        raise QuestionError("the question holds bytes that are not valid UTF-8 text; type it again")
+    if len(question) > 50 * MAX_QUESTION_CHARS:  # said before normalising megabytes
+        raise QuestionError(f"the question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} characters")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
     text = " ".join(text.split())
     if not text:
@@ -121,9 +128,11 @@ class Engine:
     def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]], str]:
         """(policy ids in scope, [] = every site; spans of the names in the question; why, in words)."""
         if policy:
+            if not isinstance(policy, str):
+                raise QuestionError("the policy must be a policy id (text), e.g. \"japanwork\"")
             if policy not in self.index.policies:
-                known = ", ".join(sorted(self.index.policies))
-                raise QuestionError(f"unknown policy {policy!r}; known policies: {known}")
+                known = ", ".join(sorted(self.index.policies)[:50])
+                raise QuestionError(f"unknown policy {policy[:100]!r}; known policies: {known}")
             return [policy], resolve_policies(question, self.patterns)[1], "chosen"
         if not self.settings.resolve_names:
             return [], [], ""
@@ -156,8 +165,13 @@ class Engine:
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         question = clean_question(question)
-        history = [clean_question(h) for h in (history or []) if isinstance(h, str) and h.strip()]
-        k = max(1, min(int(k or self.settings.k), 20))
+        if history is not None and not (isinstance(history, (list, tuple)) and all(isinstance(h, str) for h in history)):
+            raise QuestionError("the history must be a list of earlier questions (text)")
+        history = [clean_question(h) for h in (history or [])[-MAX_HISTORY:] if h.strip()]
+        k = self.settings.k if k is None else k
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise QuestionError(f"k (the number of citations) must be 1-{MAX_K}, not {k!r}")
+        k = int(k)
         scope, spans, reason = self.scope(question, policy, history)
         query = self.query_text(question, spans, history)
         # Off-topic questions ("weather in Osaka?") are not asked of each site: one plain "does not say".
