@@ -1,12 +1,13 @@
 """The PolicyQA web page: ask the job-site privacy policies questions, read the quoted clauses.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--model NAME] [--no-add-policy | --allow-add-policy]
     policyqa serve            (the same, through the CLI)
 
 The page is a thin layer over the `qa` library the CLI uses: one Engine, loaded once at start,
 answers every question (`Engine.ask`); nothing here retrieves on its own.
 
-"Add a policy" (on unless --no-add-policy / `build_app(..., allow_add=False)`): an uploaded file or
+"Add a policy" (on when serving on loopback, unless --no-add-policy; on another address only with
+--allow-add-policy; `build_app(..., allow_add=False)`): an uploaded file or
 pasted text goes into the index this page serves through `index.library` (locked, atomic, only the
 new passages embedded); the page then reads the new index version into a new Engine and swaps it
 into its `EngineHolder`, so every later question, from anyone, can be answered from the new policy.
@@ -17,7 +18,11 @@ below): one card per citation with company, clause heading, the passage with the
 sentence marked, and the [n] the answer uses. Clicking a card or an [n] opens the whole policy
 scrolled to that clause, marked. A question over several policies also gets a per-company table.
 
-API: `/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) returns exactly
+Policies added on the page are recorded with origin "page": the page may replace or remove only
+those, never the shipped ones or those added with `policyqa add` (a clash is refused).
+
+API: POST /api/ask (plain JSON, see `mount_json_api`) and
+`/ask` (gradio_client: `client.predict(question, policy, api_name="/ask")`) return exactly
 `policyqa ask --json`'s object (Answer.to_dict()). A question the engine refuses (empty, over
 2,000 characters, not text, unknown policy id) returns `{"error": "<message for the user>"}`
 instead - the same convention as `policyqa ask --questions-file` - never a traceback.
@@ -29,6 +34,7 @@ and `javascript:` links render as inert text. Question text is never logged.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
@@ -47,7 +53,7 @@ import gradio as gr  # noqa: E402
 
 from index.ingest import MAX_BYTES  # noqa: E402
 from qa.compose import display_name, short_name  # noqa: E402
-from index.errors import PolicyQAError  # noqa: E402
+from index.errors import PolicyQAError, UsageError  # noqa: E402
 from index.types import Answer, Citation  # noqa: E402
 from qa.engine import MAX_QUESTION_CHARS  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
@@ -113,7 +119,8 @@ def _escape_line_start(m: re.Match) -> str:
 
 
 def _clip(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
+    # Lone surrogates (a JSON "\ud800") cannot be sent to the browser: Gradio's JSON encoder refuses them.
+    text = " ".join(str(text).encode("utf-8", "replace").decode("utf-8").split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
@@ -265,15 +272,85 @@ def policy_html(policy, citations: list[Citation], turn: int) -> str:
 
 
 def compare_rows(turn: Turn) -> list[dict]:
-    """One row per cited policy, in citation order: its top citation's quoted sentence."""
-    rows, seen = [], set()
-    for c in turn.answer.citations:
-        if c.policy_id in seen:
-            continue
-        seen.add(c.policy_id)
-        rows.append({"policy_id": c.policy_id, "company": _name(turn.policies, c.policy_id),
-                     "quote": " ".join(c.highlight.split()), "n": c.n})
+    """One row per site in scope (the answer's `by_policy`, in its order: sites that answer first):
+    its best clause's quoted sentence, or that its policy does not say (the closest clause still numbered)."""
+    a = turn.answer
+    by_n = {c.n: c for c in a.citations}
+    rows = []
+    for r in a.by_policy:
+        top = by_n.get(r.citations[0]) if r.citations else None
+        rows.append({"policy_id": r.policy_id, "company": _short(turn.policies, r.policy_id),
+                     "abstained": r.abstained, "quote": " ".join(top.highlight.split()) if top else "",
+                     "section": top.section if top else "", "numbers": list(r.citations)})
     return rows
+
+
+def compare_table_html(turn: Turn) -> str:
+    """The answer across sites as a real table (its rows stack at phone width); all text escaped."""
+    rows, t = compare_rows(turn), turn.number
+    answered = sum(not r["abstained"] for r in rows)
+    out = ['<table class="pq-compare"><caption>Compare: what each policy says '
+           f'<span class="pq-count">({answered} of {len(rows)} address this)</span></caption>'
+           '<thead><tr><th scope="col">Site</th><th scope="col">What the policy says</th>'
+           '<th scope="col">Source</th></tr></thead><tbody>']
+    for r in rows:
+        if r["abstained"]:
+            says = ('<strong class="pq-silent">Does not say.</strong> '
+                    f'<span class="pq-closest">Closest: {esc_html(r["section"] or "an untitled clause")}</span>')
+        else:
+            says = f"“{esc_html(r['quote'])}”"
+        buttons = " ".join(f'<button type="button" class="pq-btn pq-n" data-pq-cite="{t}-{n}" '
+                           f'aria-label="Open citation {n} in the full policy">[{n}]</button>' for n in r["numbers"])
+        out.append(f'<tr class="{"pq-row-silent" if r["abstained"] else "pq-row"}" data-policy="{esc_html(r["policy_id"])}">'
+                   f'<th scope="row">{esc_html(r["company"])}</th><td class="pq-says">{says}</td>'
+                   f'<td class="pq-refs">{buttons}</td></tr>')
+    out.append("</tbody></table>")
+    more = len(turn.answer.policies) - len(rows)
+    if more > 0:
+        out.append(f'<p class="pq-note">… and {more} more {"policy" if more == 1 else "policies"} not shown: '
+                   "name one in your question, or pick it in the policy menu, to ask it directly.</p>")
+    return "".join(out)
+
+
+def _silent_line(turn: Turn) -> str:
+    silent = [r.policy_id for r in turn.answer.by_policy if r.abstained]
+    if not silent:
+        return ""
+    return f'<br><span>Does not say:</span> {esc_html(", ".join(_short(turn.policies, p) for p in silent))}'
+
+
+def _card_html(c: Citation, turn: Turn) -> str:
+    t = turn.number
+    words = labels(turn.answer)
+    label = f"Open citation {c.n}, {_short(turn.policies, c.policy_id)} {c.section}, in the full policy"
+    return (
+        f'<li class="pq-card" id="pq-card-{t}-{c.n}" data-pq-cite="{t}-{c.n}">'
+        f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c.n}" aria-label="{esc_html(label)}">'
+        f'<span class="pq-n">[{c.n}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c.policy_id))}</span>'
+        f'<span class="pq-section">{esc_html(c.section or words["untitled"])}</span></button>'
+        f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
+        f'<span class="pq-open" aria-hidden="true">{words["show"]}</span></li>'
+    )
+
+
+def cards_html(turn: Turn) -> str:
+    """The source cards; across sites, grouped under each site (in the table's order)."""
+    a = turn.answer
+    if not a.by_policy:
+        words = labels(a)
+        return (f'<ol class="pq-cards" aria-label="{words["closest"] if a.abstained else words["quoted_clauses"]}">'
+                + "".join(_card_html(c, turn) for c in a.citations) + "</ol>")
+    by_n = {c.n: c for c in a.citations}
+    out = ['<div class="pq-groups">']
+    for r in a.by_policy:
+        name = _short(turn.policies, r.policy_id)
+        status = "does not say; closest clause" if r.abstained else "quoted"
+        out.append(f'<section class="pq-site" data-policy="{esc_html(r.policy_id)}" aria-label="{esc_html(name)}">'
+                   f'<h3 class="pq-site-name">{esc_html(name)} <span class="pq-site-status">— {status}</span></h3>'
+                   f'<ol class="pq-cards" aria-label="{esc_html(name)} clauses">'
+                   + "".join(_card_html(by_n[n], turn) for n in r.citations if n in by_n) + "</ol></section>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def sources_html(turn: Turn | None, message: str = "") -> str:
@@ -297,45 +374,23 @@ def sources_html(turn: Turn | None, message: str = "") -> str:
     for c in cites:
         if c.policy_id not in quoted:
             quoted.append(c.policy_id)
+    shown_quoted = quoted  # across sites, "Quoted" names the sites whose policy answers
+    if a.by_policy:
+        shown_quoted = [r.policy_id for r in a.by_policy if not r.abstained]
     lang = esc_html(a.language or "en")
     out = [f'<div class="pq-sources" data-turn="{t}" lang="{lang}">', f'<div class="pq-head"><h2 class="pq-title">{words["sources"]}</h2>',
            f'<button type="button" class="pq-btn pq-copy" data-pq-copy data-label="{words["copy"]}" data-done="{words["copied"]}">{words["copy"]}</button></div>',
            f'<p class="pq-scope"><span>{words["searched"]}</span> {esc_html(scope)}<br><span>{words["quoted"]}</span> '
-           f'{esc_html(", ".join(_name(turn.policies, p) for p in quoted) or words["nothing"])}</p>',
+           f'{esc_html(", ".join(_name(turn.policies, p) for p in shown_quoted) or words["nothing"])}{_silent_line(turn)}</p>',
            f'<pre class="pq-plain" hidden>{esc_html(plain_answer(turn))}</pre>']
     if a.abstained:
         out.append(
             f'<p class="pq-abstain" role="status"><strong>{words["not_answered"]}</strong> '
             f'{words["abstain_one"] if len(searched) == 1 else words["abstain_many"]}</p>'
         )
-    rows = compare_rows(turn)
-    if not a.abstained and len(rows) > 1:
-        out.append(f'<table class="pq-compare"><caption>{words["compare"]}</caption>'
-                   f'<thead><tr><th scope="col">{words["company"]}</th><th scope="col">{words["says"]}</th>'
-                   f'<th scope="col">{words["source"]}</th></tr></thead><tbody>')
-        for r in rows:
-            out.append(
-                f'<tr><th scope="row">{esc_html(r["company"])}</th><td>“{esc_html(r["quote"])}”</td>'
-                f'<td><button type="button" class="pq-btn pq-n" data-pq-cite="{t}-{r["n"]}" '
-                f'aria-label="Open citation {r["n"]} in the full policy">[{r["n"]}]</button></td></tr>'
-            )
-        out.append("</tbody></table>")
-        missing = [p for p in searched if p not in {r["policy_id"] for r in rows}]
-        if missing:
-            names = esc_html(", ".join(_short(turn.policies, p) for p in missing))
-            out.append(f'<p class="pq-note">{words["missing"].format(names=names)}</p>')
-    out.append(f'<ol class="pq-cards" aria-label="{words["closest"] if a.abstained else words["quoted_clauses"]}">')
-    for c in cites:
-        label = f"Open citation {c.n}, {_short(turn.policies, c.policy_id)} {c.section}, in the full policy"
-        out.append(
-            f'<li class="pq-card" id="pq-card-{t}-{c.n}" data-pq-cite="{t}-{c.n}">'
-            f'<button type="button" class="pq-card-head" data-pq-cite="{t}-{c.n}" aria-label="{esc_html(label)}">'
-            f'<span class="pq-n">[{c.n}]</span> <span class="pq-company">{esc_html(_name(turn.policies, c.policy_id))}</span>'
-            f'<span class="pq-section">{esc_html(c.section or words["untitled"])}</span></button>'
-            f'<blockquote class="pq-passage">{_passage_html(c)}</blockquote>'
-            f'<span class="pq-open" aria-hidden="true">{words["show"]}</span></li>'
-        )
-    out.append("</ol>")
+    if any(not r.abstained for r in a.by_policy):
+        out.append(compare_table_html(turn))
+    out.append(cards_html(turn))
     out.append(f'<section class="pq-viewer" hidden aria-label="{words["full"]}">'
                f'<div class="pq-viewer-bar"><h3 class="pq-viewer-title">{words["full"]}</h3>'
                f'<button type="button" class="pq-btn" data-pq-close>{words["close"]}</button></div>')
@@ -480,8 +535,16 @@ mark.pq-hl, mark.pq-active-hl { background: #fde68a; color: #1f2937; padding: 0 
 mark.pq-clause { background: transparent; color: inherit; border-bottom: 1px dotted var(--color-accent); }
 mark.pq-clause.pq-active { background: rgba(59, 130, 246, .18); border-bottom: 2px solid var(--color-accent); }
 mark.pq-clause.pq-active-hl { background: #fde68a; color: #1f2937; }
+.pq-compare .pq-count { font-weight: 400; opacity: .8; }
+.pq-compare tr.pq-row-silent td.pq-says { opacity: .85; }
+.pq-silent { font-weight: 600; }
+.pq-closest { font-size: .9rem; opacity: .85; overflow-wrap: anywhere; }
+.pq-refs .pq-btn { margin: 0 .15rem .15rem 0; }
+.pq-groups { display: flex; flex-direction: column; gap: .9rem; }
+.pq-site-name { font-size: 1rem; font-weight: 600; margin: 0 0 .35rem 0; }
+.pq-site-status { font-weight: 400; opacity: .75; font-size: .9rem; }
 @media (max-width: 640px) { .pq-compare thead { display: none; } .pq-compare tr { display: block; border: 1px solid var(--border-color-primary); margin-bottom: .4rem; }
-  .pq-compare th, .pq-compare td { display: block; border: none; } }
+  .pq-compare th, .pq-compare td { display: block; border: none; } .pq-compare td.pq-refs { width: auto; white-space: normal; } }
 """
 
 PAGE_CSS = """
@@ -515,9 +578,11 @@ def _new_session() -> dict:
     return {"questions": [], "messages": [], "turn": 0}
 
 
-def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str]) -> str:
+def _scope_reason(engine, question: str, history: list[str], choice: str, searched: list[str], said: str = "") -> str:
     if choice and choice != ALL:
         return "chosen in the policy menu"
+    if said:  # the engine's own words: named, added, widened, carried on from the earlier question
+        return said
     if len(searched) >= len(engine.index.policies):
         return ""
     if resolve_policies(question, engine.patterns)[0]:
@@ -546,7 +611,7 @@ def answer_question(engine, question, choice, session: dict) -> tuple[list, str,
         session["messages"] = messages
         return messages, None, session
     session["turn"] = session.get("turn", 0) + 1
-    reason = _scope_reason(engine, answer.question, history, choice, answer.policies)
+    reason = _scope_reason(engine, answer.question, history, choice, answer.policies, answer.scope_reason)
     turn = Turn(session["turn"], answer, engine.index.policies, reason)
     note = ""
     if looks_non_english(text) and answer.language == "en":
@@ -652,13 +717,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
-        try:
-            return holder.current().ask(question, policy=(policy or None)).to_dict()
-        except PolicyQAError as e:
-            return {"error": e.for_page()}
-        except Exception as e:  # never a traceback; never the question in the log
-            log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
-            return {"error": "something went wrong while answering; please try again"}
+        return api_answer(holder, question, policy)[0]
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
@@ -691,8 +750,9 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
                     with gr.Accordion("Add a policy", open=False, elem_id="pq-add"):
                         gr.Markdown(
                             "Add a privacy policy to the ones this page answers from. It is indexed on this server "
-                            "and questions about it work at once, **for everyone using this page**. Adding the "
-                            "same company's policy again replaces its text.", elem_id="pq-add-intro")
+                            "and questions about it work at once, **for everyone using this page**. A policy added "
+                            "here can be replaced here; the policies this page ships with, and those added by its "
+                            "operator, cannot.", elem_id="pq-add-intro")
                         # No file_types filter: the library names what it cannot read, in the panel below.
                         add_file = gr.File(label=f"Policy file: .txt, .md, .html/.htm or .pdf, up to {MAX_BYTES // 2**20} MB",
                                            file_count="single", type="filepath", elem_id="pq-add-file")
@@ -741,7 +801,63 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
 
         gr.api(ask, api_name="ask")
     demo.pq_max_upload = f"{MAX_BYTES // 2**20}mb" if allow_add else "1mb"
+    demo.pq_holder = holder  # for POST /api/ask, mounted at launch
     return demo
+
+
+def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int]:
+    """(`policyqa ask --json`'s object, 200), or ({"error": message}, 400) for a question that cannot
+    be asked (empty, too long, not text, unknown policy) and ({"error": ...}, 500) for a failure of ours.
+    The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
+    try:
+        return holder.answer(question, policy or None), 200
+    except PolicyQAError as e:  # a question refused (400), or an index that cannot serve (500)
+        return {"error": e.for_page()}, 400 if isinstance(e, UsageError) else 500
+    except Exception as e:  # never a traceback; never the question in the log
+        log.error("/ask failed: %s at %s", type(e).__name__, _where(e))
+        return {"error": "something went wrong while answering; please try again"}, 500
+
+
+API_MAX_BODY = 64 * 1024  # bytes of JSON a POST /api/ask may send (a question is at most 2,000 characters)
+
+
+def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAULT_CONCURRENCY) -> None:
+    """POST /api/ask beside the page, for scripts without gradio_client:
+    {"question": "...", "policy": "japanwork" (optional)} -> `policyqa ask --json`'s object, or
+    {"error": "..."} with status 400 (bad question or body), 413 (body too large) or 415 (not JSON).
+    It answers outside Gradio's queue, `threads` questions at once (more wait for a thread)."""
+    import anyio
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    limiter = anyio.CapacityLimiter(threads)
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def api_ask(request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > API_MAX_BODY):
+            return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > API_MAX_BODY:
+                return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return refuse(415, 'the request body must be JSON, e.g. {"question": "can JapanWork share my data?", "policy": "japanwork"}')
+        if not isinstance(data, dict) or "question" not in data:
+            return refuse(400, 'the JSON body must be an object with a "question", e.g. {"question": "can JapanWork share my data?"}')
+        unknown = sorted(set(data) - {"question", "policy"})
+        if unknown:
+            return refuse(400, f"unknown field {unknown[0][:40]!r}; send \"question\" and, optionally, \"policy\"")
+        result, status = await anyio.to_thread.run_sync(api_answer, holder, data["question"], data.get("policy"),
+                                                        limiter=limiter)
+        return JSONResponse(result, status_code=status)
+
+    demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
 
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
@@ -750,11 +866,21 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
-    return demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, share=False, inbrowser=False,
-        show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
-        footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
-    )
+    try:
+        launched = demo.launch(
+            server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
+            show_error=False, quiet=quiet, ssr_mode=False, run_history=False, mcp_server=False,
+            footer_links=["api"], max_file_size=getattr(demo, "pq_max_upload", "1mb"), css=PAGE_CSS, enable_monitoring=False, theme=theme(),
+        )
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        from index.errors import UsageError
+
+        raise UsageError(f"cannot serve on {host}:{port} ({str(e).split('. ')[0]}); choose another --port or --host") from None
+    if getattr(demo, "pq_holder", None) is not None:
+        mount_json_api(demo, demo.pq_holder, concurrency)
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def theme() -> gr.themes.Base:
@@ -794,7 +920,11 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
     print(f"PolicyQA: {len(engine.index.policies)} policies loaded; open http://{host}:{port}", file=sys.stderr, flush=True)
     if allow_add:
         print(f"PolicyQA: \"Add a policy\" is on: visitors can add policies to the index at {directory} "
-              "(--no-add-policy turns it off)", file=sys.stderr, flush=True)
+              "and replace those added on the page, never the others (--no-add-policy turns it off)", file=sys.stderr, flush=True)
+    else:
+        print("PolicyQA: \"Add a policy\" is off" + ("" if host in ("127.0.0.1", "localhost", "::1") else
+              f" because the page listens on {host}, not only this machine (--allow-add-policy turns it on)"),
+              file=sys.stderr, flush=True)
     holder = EngineHolder(engine, directory)
     return launch_app(build_app(holder, allow_add=allow_add), host=host, port=port, block=block)
 
@@ -802,10 +932,12 @@ def serve(index_dir=None, host: str = "127.0.0.1", port: int = 7860, model: str 
 def main(argv: list[str] | None = None) -> int:
     from index.errors import PolicyQAError
     from qa.options import serve_parser
+    from qa.options import page_may_add
 
     args = serve_parser().parse_args(argv)
     try:
-        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
+        serve(index_dir=args.index, host=args.host, port=args.port, model=args.model,
+              allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
     except PolicyQAError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -207,6 +207,8 @@ def ablations(engine) -> list[EngineSystem]:
         ("abl:no-heading", "retrieval.heading_weight", lambda: replace(s, retrieval=replace(r, heading_weight=0.0)), "no clause-heading similarity (heading_weight=0)"),
         ("abl:rrf", "retrieval.fusion", lambda: replace(s, retrieval=replace(r, fusion="rrf")), "reciprocal-rank fusion instead of linear"),
         ("abl:no-diversify", "diversify", lambda: replace(s, diversify=False), "no one-clause-per-company diversification"),
+        ("abl:no-compare", "compare", lambda: replace(s, compare=False),
+         "questions across sites answered as one ranked list, follow-ups scoped by the last site named (compare=False)"),
         ("abl:no-offtopic", "off_topic_check", lambda: replace(s, off_topic_check=False), "no off-topic check for questions naming no policy (off_topic_check=False)"),
         ("abl:no-expand", "expand_lexical", lambda: replace(s, expand_lexical=False), "no thesaurus expansion of BM25's query (expand_lexical=False)"),
     ]

@@ -22,15 +22,16 @@ def split_path(split: str) -> Path:
     return EVAL_DIR / f"questions_{split}.jsonl"
 
 
-def load_questions(split: str = "all") -> list[dict]:
+def load_questions(split: str = "all", path_of=None) -> list[dict]:
     """Gold rows of `split` ("dev", "test", "all" = both English ones; "ja_dev", "ja_test", "ja" = both
-    Japanese ones), each with an added "split" key."""
+    Japanese ones), each with an added "split" key; `path_of(split)` names the file (default: the
+    questions_{split}.jsonl files)."""
     splits = {"all": SPLITS, "ja": JA_SPLITS}.get(split, (split,))
     rows = []
     for s in splits:
         if s not in SPLITS + JA_SPLITS:
             raise ValueError(f"unknown split {s!r}; use dev, test, all, ja_dev, ja_test or ja")
-        with open(split_path(s), encoding="utf-8") as f:
+        with open((path_of or split_path)(s), encoding="utf-8") as f:
             rows.extend({**json.loads(line), "split": s} for line in f if line.strip())
     return rows
 

@@ -1,8 +1,10 @@
-"""Load test of the web page's API: N concurrent gradio_client users, each asking M questions.
+"""Load test of the web page's APIs: N concurrent users, each asking M questions, through
+gradio_client's `/ask` and through plain JSON `POST /api/ask` (one after the other).
 
     python eval/load_test.py                      # starts app.py on a free loopback port, default index
     python eval/load_test.py --index DIR          # ... over another index
     python eval/load_test.py --url http://127.0.0.1:7860/   # an app that is already running (loopback only)
+    python eval/load_test.py --endpoint api       # only POST /api/ask (or: gradio, both)
 
 Prints p50/p95/max latency (client-side, per question, through the queue), throughput
 (questions/s over the whole run) and the error count; exits 1 when any question failed.
@@ -92,7 +94,27 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
+class JsonClient:
+    """A script's client of POST /api/ask: one kept-alive HTTP connection per user."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url = url + "api/ask"
+        self.http = httpx.Client(timeout=60.0, verify=False)
+
+    def ask(self, question: str, timeout: float) -> dict:
+        r = self.http.post(self.url, json={"question": question}, timeout=timeout)
+        body = r.json()
+        if r.status_code != 200 and "error" not in body:
+            body = {"error": f"status {r.status_code}"}
+        return body
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def run_load(url: str, users: int, per_user: int, timeout: float, endpoint: str = "gradio", distinct: bool = False) -> dict:
     from gradio_client import Client
 
     latencies: list[float] = []
@@ -107,7 +129,7 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
 
     def connect(u: int) -> None:
         try:
-            clients[u] = Client(url, verbose=False, ssl_verify=not plain)
+            clients[u] = JsonClient(url) if endpoint == "api" else Client(url, verbose=False, ssl_verify=not plain)
         except Exception as e:  # counted, not raised: a user that cannot connect is an error per question
             with lock:
                 errors.extend([f"connect: {type(e).__name__}: {e}"] * per_user)
@@ -126,9 +148,14 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
             return
         for i in range(per_user):
             question = QUESTIONS[(u * 7 + i) % len(QUESTIONS)]
+            if distinct:  # no two questions alike: the app's answer cache never helps
+                question = f"{question} ({endpoint} {u * per_user + i + 1})"
             t0 = time.perf_counter()
             try:
-                result = client.submit(question, None, api_name="/ask").result(timeout=timeout)
+                if endpoint == "api":
+                    result = client.ask(question, timeout)
+                else:
+                    result = client.submit(question, None, api_name="/ask").result(timeout=timeout)
                 problem = None
                 if not isinstance(result, dict):
                     problem = f"not a JSON object: {type(result).__name__}"
@@ -149,10 +176,11 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
     for t in threads:
         t.start()
     start.wait()
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t_start
+    client_cpu = time.process_time() - cpu_start
     def close(c) -> None:
         try:
             c.close()  # waits about a second for its heartbeat thread: close them all at once
@@ -165,6 +193,8 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
     for t in closers:
         t.join(timeout=30)
     return {
+        "endpoint": ("POST /api/ask" if endpoint == "api" else "gradio_client /ask") + (", distinct questions" if distinct else ""),
+        "client_cpu_ms_per_question": round(1000 * client_cpu / (users * per_user), 1),
         "users": users, "questions_per_user": per_user, "questions": users * per_user,
         "answered": len(latencies), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
         "wall_s": round(wall, 3), "throughput_qps": round(len(latencies) / wall, 2) if wall else None,
@@ -176,6 +206,21 @@ def run_load(url: str, users: int, per_user: int, timeout: float) -> dict:
     }
 
 
+def _print(report: dict, url: str) -> None:
+    lat = report["latency_s"]
+    print(f"PolicyQA load test: {report['users']} users x {report['questions_per_user']} questions "
+          f"= {report['questions']} via {report['endpoint']} at {url}")
+    print(f"  latency   p50 {lat['p50'] * 1000:.0f} ms   p95 {lat['p95'] * 1000:.0f} ms   "
+          f"max {lat['max'] * 1000 if lat['max'] is not None else float('nan'):.0f} ms")
+    print(f"  throughput {report['throughput_qps']} questions/s over {report['wall_s']} s")
+    print(f"  errors    {report['errors']}" + (f"  ({'; '.join(report['error_kinds'])})" if report["errors"] else ""))
+    if "server_cpu_ms_per_question" in report:
+        print(f"  app CPU   {report['server_cpu_ms_per_question']} ms a question (queue + engine); "
+              f"load-test clients {report['client_cpu_ms_per_question']} ms (same cores)")
+    if "load_average_1m" in report:
+        print(f"  machine load average {report['load_average_1m']} before the run (other work on the same cores inflates latency)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--url", help="a running app (loopback only); default: start app.py on a free loopback port")
@@ -183,12 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=20)
     p.add_argument("--questions", type=int, default=10, help="questions per user")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before one question counts as failed")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--endpoint", choices=["gradio", "api", "both"], default="both",
+                   help="gradio_client /ask, POST /api/ask, or both one after the other (default)")
+    p.add_argument("--distinct", action="store_true",
+                   help="make every question distinct (the app's answer cache never hits): the engine's full cost each time")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object per endpoint")
     args = p.parse_args(argv)
     if not (1 <= args.users <= 200 and 1 <= args.questions <= 1000):
         p.error("--users must be 1..200 and --questions 1..1000")
 
-    server, report = None, None
+    server, reports = None, []
     log = tempfile.TemporaryFile(mode="w+")
     if args.url:
         url = args.url if args.url.endswith("/") else args.url + "/"
@@ -211,20 +260,26 @@ def main(argv: list[str] | None = None) -> int:
         warm = Client(url, verbose=False, ssl_verify=urlparse(url).scheme != "http")
         warm.predict("can I delete my data?", api_name="/ask")
         warm.close()
-        cpu0 = cpu_seconds(server.pid) if server is not None else None
-        report = run_load(url, args.users, args.questions, args.timeout)
         if server is not None:
-            report["startup_s"] = round(startup, 2)
-            cpu1 = cpu_seconds(server.pid)
-            if cpu0 is not None and cpu1 is not None and report["answered"]:
-                report["server_cpu_ms_per_question"] = round(1000 * (cpu1 - cpu0) / report["questions"], 1)
-        try:
-            report["load_average_1m"] = round(os.getloadavg()[0], 2)
-        except OSError:
-            pass
+            print(f"app start-up {startup:.2f} s (not counted)", file=sys.stderr)
+        for endpoint in (["gradio", "api"] if args.endpoint == "both" else [args.endpoint]):
+            try:
+                load = round(os.getloadavg()[0], 2)
+            except OSError:
+                load = None
+            cpu0 = cpu_seconds(server.pid) if server is not None else None
+            report = run_load(url, args.users, args.questions, args.timeout, endpoint, args.distinct)
+            if server is not None:
+                cpu1 = cpu_seconds(server.pid)
+                if cpu0 is not None and cpu1 is not None and report["answered"]:
+                    report["server_cpu_ms_per_question"] = round(1000 * (cpu1 - cpu0) / report["questions"], 1)
+            if load is not None:
+                report["load_average_1m"] = load
+            reports.append(report)
+            print(json.dumps(report)) if args.json else _print(report, url)
     finally:
         if server is not None:
-            if report is not None and report["errors"]:  # the app's own account of what failed
+            if any(r["errors"] for r in reports):  # the app's own account of what failed
                 log.seek(0)
                 lines = [line for line in log.read().splitlines() if "failed" in line]
                 print("\n".join(lines[-10:]), file=sys.stderr)
@@ -234,23 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-    if args.json:
-        print(json.dumps(report))
-    else:
-        lat = report["latency_s"]
-        print(f"PolicyQA load test: {report['users']} users x {report['questions_per_user']} questions "
-              f"= {report['questions']} via gradio_client /ask at {url}")
-        print(f"  latency   p50 {lat['p50'] * 1000:.0f} ms   p95 {lat['p95'] * 1000:.0f} ms   "
-              f"max {lat['max'] * 1000 if lat['max'] is not None else float('nan'):.0f} ms")
-        print(f"  throughput {report['throughput_qps']} questions/s over {report['wall_s']} s")
-        print(f"  errors    {report['errors']}" + (f"  ({'; '.join(report['error_kinds'])})" if report["errors"] else ""))
-        if "server_cpu_ms_per_question" in report:
-            print(f"  app CPU   {report['server_cpu_ms_per_question']} ms a question (Gradio queue + engine)")
-        if "startup_s" in report:
-            print(f"  app start-up {report['startup_s']} s (not counted)")
-        if "load_average_1m" in report:
-            print(f"  machine load average {report['load_average_1m']} (other work on the same cores inflates latency)")
-    return 1 if report["errors"] else 0
+    return 1 if any(r["errors"] for r in reports) else 0
 
 
 if __name__ == "__main__":

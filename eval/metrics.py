@@ -124,3 +124,59 @@ def abstention(predicted: Sequence[bool], not_addressed: Sequence[bool]) -> dict
         "false_refusal_rate": fp / (fp + tn) if fp + tn else nan,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
     }
+
+
+# ---------------------------------------------------------------- across sites
+
+NOT_ADDRESSED_LABEL = "not addressed"  # a site's gold label when its policy is silent on the question
+
+
+def site_rows(answer: dict) -> dict[str, dict]:
+    """policy_id -> {"abstained": bool, "citations": [citation dicts]} of an answer dict.
+
+    An answer across sites lists its rows in `by_policy`; any other answer (one site, or a system that
+    cites whatever ranks highest) is read from its citations: each cited policy is a row, marked
+    silent only when the whole answer abstained."""
+    by_n = {c["n"]: c for c in answer.get("citations") or [] if "n" in c}
+    rows = answer.get("by_policy") or []
+    if rows:
+        return {r["policy_id"]: {"abstained": bool(r["abstained"]),
+                                 "citations": [by_n[n] for n in r["citations"] if n in by_n]} for r in rows}
+    out: dict[str, dict] = {}
+    for c in answer.get("citations") or []:
+        out.setdefault(c["policy_id"], {"abstained": bool(answer.get("abstained")), "citations": []})["citations"].append(c)
+    return out
+
+
+def site_judgements(answer: dict, sites: dict[str, list[str] | str], field: str = "text") -> list[dict]:
+    """One judgement per (question, site) of the gold `sites` (policy_id -> evidence texts, or
+    "not addressed"): {"policy", "silent" (gold), "marked_silent", "cited" (a row not marked silent whose
+    citation of that site contains an evidence text; None for silent sites)}."""
+    rows = site_rows(answer)
+    out = []
+    for pid, evidence in sites.items():
+        row = rows.get(pid)
+        silent = evidence == NOT_ADDRESSED_LABEL
+        marked = bool(row and row["abstained"])
+        cited = None
+        if not silent:
+            wanted = [{"policy": pid, "text": t} for t in evidence]
+            cited = bool(row) and not marked and any(contains_evidence(c, wanted, field=field) for c in row["citations"])
+        out.append({"policy": pid, "silent": silent, "marked_silent": marked, "cited": cited})
+    return out
+
+
+def site_recall(judgements: Iterable[dict]) -> float:
+    """Share of (question, site) pairs whose policy answers that are cited with an evidence clause."""
+    return mean(1.0 if j["cited"] else 0.0 for j in judgements if not j["silent"])
+
+
+def site_abstention(judgements: Iterable[dict]) -> dict:
+    """Per-site abstention over (question, site) pairs: positive class = the site's policy is silent."""
+    js = list(judgements)
+    return abstention([j["marked_silent"] for j in js], [j["silent"] for j in js])
+
+
+def scope_correct(searched: Iterable[str], expected: Iterable[str]) -> bool:
+    """Whether the sites searched are exactly the sites the question was about."""
+    return set(searched) == set(expected)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from eval.common import REPORTS, jsonable, set_threads, write_atomic  # noqa: F401  (set_threads: tests)
+from eval.cross import cross_figures, load_cross, misses, run_cross
 from eval.gold import EVAL_DIR, JA_SPLITS, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
 from eval.metrics import abstention, collapse, hit_at_k, mean, percentile
 
@@ -37,6 +38,15 @@ COLUMNS = [
     ("abstain_precision", "abst-P", "{:.2f}"), ("abstain_recall", "abst-R", "{:.2f}"),
     ("false_refusal_rate", "false-ref", "{:.2f}"), ("latency_p50_ms", "p50 ms", "{:.1f}"), ("latency_p95_ms", "p95 ms", "{:.1f}"),
 ]
+
+
+# (key, column title, format) of the cross-site table (eval/cross_{dev,test}.jsonl)
+CROSS_COLUMNS = [
+    ("site_recall", "site-recall", "{:.3f}"), ("site_highlight_recall", "site-hl", "{:.3f}"),
+    ("site_abstain_precision", "silent-P", "{:.2f}"), ("site_abstain_recall", "silent-R", "{:.2f}"),
+    ("site_false_silence", "false-silent", "{:.2f}"), ("followup_scope_accuracy", "follow-up scope", "{:.3f}"),
+]
+CROSS_SYSTEMS = ("policyqa", "recipe-dense", "recipe-bm25", "abl:no-compare", "abl:base-model")
 
 
 # ---------------------------------------------------------------- running systems
@@ -177,6 +187,13 @@ def japanese_table_rows(results: dict, split: str) -> tuple[list[str], list[list
     return header, rows
 
 
+def cross_table_rows(results: dict, split: str) -> tuple[list[str], list[list[str]]]:
+    header = ["system"] + [title for _, title, _ in CROSS_COLUMNS]
+    rows = [[name] + [fmt(r["cross"][split][key], spec) for key, _, spec in CROSS_COLUMNS]
+            for name, r in results.items() if split in r.get("cross", {})]
+    return header, rows
+
+
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -289,6 +306,17 @@ def write_report(results: dict, meta: dict, splits: list[str], records_of: dict,
         ja_records = results["policyqa"]["japanese"]["records"]
         parts += ["### PolicyQA failures on the Japanese questions", "",
                   failure_list(ja_records, {q["id"]: q for q in load_questions("ja")}), ""]
+    cross_q = {r["id"]: r for r in load_cross("all")}
+    parts += ["## Across sites (eval/cross_{dev,test}.jsonl)", "",
+              "Questions naming no site or several, judged per (question, site): `site-recall` = pairs whose policy "
+              "answers where the answer cites that site with an evidence clause (in a row not marked silent); `site-hl` = "
+              "the same with the highlighted sentence; `silent-P`/`silent-R` = precision/recall of marking a site "
+              "\"does not say\" (positive class: its policy is silent); `false-silent` = answering sites marked silent; "
+              "`follow-up scope` = follow-ups whose sites searched are exactly the expected ones. Every system answers "
+              "with k = max(3, sites in scope); the usual recipe cites whatever ranks highest and never marks a site silent.", ""]
+    for split in shown:
+        parts += [f"### {split}", "", markdown_table(*cross_table_rows(results, split)), ""]
+    parts += ["Misses of PolicyQA:", ""] + (misses(results["policyqa"].get("cross_records", []), cross_q) or ["- none"]) + [""]
     parts += ["![hit@k](hitk.png)", "", "![latency](latency.png)", "",
               "Notes: latency is dominated by encoding the question (one MiniLM forward pass) and depends on what "
               "else the machine is doing; compare systems within one run, and see `policyqa bench` for the product's "
@@ -368,7 +396,7 @@ def results_json(results: dict, meta: dict) -> str:
              "ranked": [[c["policy_id"], c["start"], c["end"]] for c in x["ranked_citations"]]}
             for x in r["records"]
         ]
-        slim[name] = {k: v for k, v in r.items() if k not in ("records", "japanese")} | {"records": records}
+        slim[name] = {k: v for k, v in r.items() if k not in ("records", "cross_records", "japanese")} | {"records": records}
         if "japanese" in r:
             slim[name]["japanese"] = {k: v for k, v in r["japanese"].items() if k != "records"} | {"records": [
                 {**{k: v for k, v in x.items() if k not in ("citations", "ranked_citations", "all_chars")},
@@ -394,6 +422,8 @@ def record(results: dict) -> None:
         "commit": git_commit(),
         "policyqa": {s: {k: m[k] for k in keep} for s, m in jsonable(results["policyqa"]["metrics"]).items()},
         "policyqa_japanese": {s: {k: m[k] for k in keep} for s, m in jsonable(results["policyqa"]["japanese"]["metrics"]).items()},
+        "policyqa_cross": {s: {k: v for k, v in m.items() if k != "site_abstain_counts"}
+                           for s, m in jsonable(results["policyqa"].get("cross", {})).items()},
     })
     write_atomic(RECORDED, json.dumps(recorded, indent=2, ensure_ascii=False) + "\n")
 
@@ -445,7 +475,7 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
                 build_index(policies, Path(tmp) / "base-index", base)
                 systems.append(EngineSystem("abl:base-model", Engine(read_index(Path(tmp) / "base-index"), base, Settings()),
                                             f"the base {BASE_MODEL} instead of {encoder.name} (same settings)", kind="ablation"))
-        calls = 2 * len(questions) * len(systems) + 2 * len(extra)
+        calls = 2 * len(questions) * len(systems) + 2 * len(extra)  # (the cross-site questions are not counted)
         results = {}
         with tqdm(total=calls, desc="eval", unit="ask", disable=not progress, file=sys.stderr, dynamic_ncols=True, mininterval=1.0) as bar:
             for system in systems:
@@ -462,6 +492,15 @@ def evaluate(split: str = "all", fast: bool = False, encoder=None, progress: boo
             bar.set_description("eval policyqa english-only (Japanese)")
             english_only = EngineSystem("policyqa:english-only", engine.with_settings(replace(engine.settings, multilingual=False)))
             results["policyqa"]["japanese"]["english_only"] = by_split(run_system(english_only, japanese, bar), list(JA_SPLITS))
+            cross_rows = [r for s in splits for r in load_cross(s)]
+            for system in systems:
+                if system.name in CROSS_SYSTEMS:
+                    bar.set_description(f"eval {system.name} (across sites)")
+                    records = run_cross(system, cross_rows)
+                    results[system.name]["cross_records"] = records
+                    results[system.name]["cross"] = {s: cross_figures([r for r in records if r["split"] == s]) for s in splits}
+                    if len(splits) > 1:
+                        results[system.name]["cross"]["all"] = cross_figures(records)
             if extra:
                 bar.set_description("eval policyqa (check)")
                 everything = results["policyqa"]["records"] + run_system(systems[0], extra, bar)
@@ -489,6 +528,11 @@ def main(args) -> int:
         n = results["policyqa"]["japanese"]["metrics"][s]
         print(f"\nJapanese {s}: {n['questions']} questions ({n['answerable']} answerable)")
         print(text_table(*japanese_table_rows(results, s)))
+    for s in shown:
+        c = results["policyqa"]["cross"][s]
+        print(f"\n{s}, across sites: {c['questions']} questions ({c['answered_pairs']} (question, site) pairs answered by "
+              f"the policy, {c['silent_pairs']} silent), {c['followups']} follow-ups")
+        print(text_table(*cross_table_rows(results, s)))
     print(f"\nmodel load {meta['model_load_s']:.1f} s · index build {meta['index_build_s']:.1f} s · whole run {meta['total_s']:.0f} s")
 
     REPORTS.mkdir(parents=True, exist_ok=True)

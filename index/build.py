@@ -160,6 +160,7 @@ def build_index(
         policy_entries.append({
             "id": policy.id, "company": policy.company, "service": policy.service, "aliases": list(policy.aliases),
             "date": policy.date, "source": policy.source, "sha256": digest, "passages": len(ps),
+            "origin": policy.origin or (before or {}).get("origin") or "cli",
             "added": (before.get("added") if unchanged else None) or now,
         })
         passages.extend(ps)

@@ -17,6 +17,22 @@ class CorpusError(PolicyQAError, ValueError):
     """A corpus directory or policy file that cannot be read; the message says what to fix."""
 
 
+def refuse_outside_link(path: Path) -> None:
+    """A symbolic link is followed only to a target inside the link's own folder: `ln -s /etc/passwd p.txt`
+    must not put the password file into the index (and before the page quotes it to anyone)."""
+    path = Path(path)
+    if not path.is_symlink():
+        return
+    folder = path.absolute().parent.resolve()
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise CorpusError(f"{path} is a symbolic link to nothing readable; name the policy file itself") from None
+    if not target.is_relative_to(folder):
+        raise CorpusError(f"{path} is a symbolic link to {target}, outside its own folder; "
+                          "copy the policy file there (links are followed only within their folder)")
+
+
 def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -95,12 +111,26 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
             raise CorpusError(f"{manifest_path} is not a valid manifest ({e}); fix it or remove it") from e
     else:
         entries = [{"file": p.name} for p in sorted(directory.iterdir()) if p.suffix.lower() in TEXT_SUFFIXES]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("file"), str) for e in entries):
+        raise CorpusError(f"{manifest_path} is not a valid manifest (\"policies\" must be a list of {{\"file\": ...}} objects); fix it")
     if not entries:
         raise CorpusError(f"no policy files (.txt, .md) in {directory}")
+    origin = "shipped" if directory.resolve() == DEFAULT_CORPUS else "cli"
     policies = []
     for entry in entries:
         path = directory / entry["file"]
+        refuse_outside_link(path)
+        if not path.absolute().resolve().is_relative_to(directory.absolute().resolve()):
+            raise CorpusError(f"{manifest_path} names {entry['file']!r}, outside {directory}; list only files in it")
+        for key in ("id", "company", "service", "date"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise CorpusError(f"{manifest_path}: {key!r} of {entry['file']!r} must be text")
         policy_id = entry.get("id") or slugify(Path(entry["file"]).stem)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", policy_id):
+            raise CorpusError(f"{manifest_path}: id {policy_id[:80]!r} is not usable; use lowercase letters, digits and '-'")
+        aliases = entry.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise CorpusError(f"{manifest_path}: aliases of {entry['file']!r} must be a list of names")
         text = read_text(path)
         if not text.strip():
             raise CorpusError(f"{path} is empty")
@@ -110,9 +140,10 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
                 company=entry.get("company") or Path(entry["file"]).stem,
                 text=text,
                 service=entry.get("service") or "",
-                aliases=tuple(entry.get("aliases") or ()),
+                aliases=tuple(aliases),
                 date=entry.get("date"),
                 source=entry["file"],
+                origin=origin,
             )
         )
     ids = [p.id for p in policies]

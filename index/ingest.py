@@ -9,14 +9,17 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date as Date
 from pathlib import Path
 
-from index.corpus import CorpusError, checksum, decode_text, normalise_newlines, slugify
+from index.corpus import CorpusError, checksum, decode_text, normalise_newlines, refuse_outside_link, slugify
 
 MAX_BYTES = 20 * 1024 * 1024
+MAX_HTML_DEPTH = 256  # elements nested deeper than this are no policy page (real ones stay under ~60)
+READ_SECONDS = 60.0  # one file's text extraction may take this long; then it is refused
 UNKNOWN_COMPANY = "Unknown company"
 KINDS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
          ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf"}
@@ -65,11 +68,13 @@ def collect(paths: list[Path | str]) -> tuple[list[Path], list[str]]:
     skipped: list[str] = []
     for raw in paths:
         path = Path(raw)
+        _refuse_link(path)
         if path.is_dir():
             found = []
             for p in sorted(path.rglob("*")):
                 if any(part.startswith(".") for part in p.relative_to(path).parts) or not p.is_file():
                     continue
+                _refuse_link(p)
                 if p.suffix.lower() in KINDS:
                     found.append(p)
                 else:
@@ -94,10 +99,40 @@ def collect(paths: list[Path | str]) -> tuple[list[Path], list[str]]:
     return unique, skipped
 
 
+def _refuse_link(path: Path) -> None:
+    try:
+        refuse_outside_link(path)
+    except IngestError:
+        raise
+    except CorpusError as e:
+        raise IngestError(str(e)) from None
+
+
+def shown_name(path: Path | str) -> str:
+    """A file name fit to store and print: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) become U+FFFD instead of failing every later write of the manifest."""
+    return Path(path).name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class Deadline:
+    """A time bound on one file's extraction, checked in its loops: a page built to be slow
+    (deep nesting, millions of tags, a PDF of endless pages) is refused instead of hanging `add`."""
+
+    def __init__(self, path: Path, seconds: float | None = None):
+        seconds = READ_SECONDS if seconds is None else seconds
+        self.path, self.seconds, self.end = path, seconds, time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise IngestError(f"reading {self.path} took over {self.seconds:g} s, so it was stopped; "
+                              "save only the policy text as .txt and add that")
+
+
 def read_document(path: Path | str) -> Document:
     """The text of one policy file. Raises IngestError for empty, binary, oversized, text-less or
-    unknown files."""
+    unknown files, links out of their folder, and files whose text takes too long to extract."""
     path = Path(path)
+    _refuse_link(path)
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
         raise IngestError(f"{path}: cannot read {path.suffix or 'extension-less'} files; save the policy as {SUPPORTED}")
@@ -113,19 +148,22 @@ def read_document(path: Path | str) -> Document:
         raise IngestError(f"cannot read {path}: {e.strerror}; check the path and its permissions") from e
     if not raw.strip():
         raise IngestError(f"{path} is empty; save the policy text into it and add it again")
+    deadline = Deadline(path)
+    name = shown_name(path)
     if kind == "pdf":
-        doc = _read_pdf(raw, path)
+        doc = _read_pdf(raw, path, deadline)
     elif kind == "html":
-        doc = _read_html(raw, path)
+        doc = _read_html(raw, path, deadline)
     else:
         if raw.startswith(b"%PDF-"):
             raise IngestError(f"{path} is a PDF named {path.suffix}; rename it to .pdf and add it again")
         text, encoding = _decode(raw, path)
         if re.match(r"\s*(<!doctype html|<html)", text[:200], re.I):
-            doc = Document(path.name, "html", *_html_text(text))
-            doc = Document(path.name, "html", doc.text, encoding, doc.title, doc.site_name)
+            doc = Document(name, "html", *_html_text(text, path, deadline))
+            doc = Document(name, "html", doc.text, encoding, doc.title, doc.site_name)
         else:
-            doc = Document(path.name, kind, clean_text(text), encoding)
+            doc = Document(name, kind, clean_text(text), encoding)
+    doc = Document(name, doc.kind, doc.text, doc.encoding, doc.title, doc.site_name, doc.pages)
     if not doc.text.strip():
         raise IngestError(f"{path} has no text; save the policy text into it and add it again")
     return doc
@@ -163,12 +201,12 @@ _ITEM_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]\s|\([ivx]{1,5}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
-def _read_html(raw: bytes, path: Path) -> Document:
+def _read_html(raw: bytes, path: Path, deadline: Deadline | None = None) -> Document:
     from bs4.dammit import EncodingDetector
 
     declared = EncodingDetector.find_declared_encoding(raw[:4096], is_html=True, search_entire_document=False)
     source, encoding = _decode(raw, path, declared)
-    text, title, site_name = _html_text(source)
+    text, title, site_name = _html_text(source, path, deadline)
     if not text.strip():
         raise IngestError(
             f"{path} has no policy text (only scripts, navigation or an empty page); "
@@ -177,15 +215,34 @@ def _read_html(raw: bytes, path: Path) -> Document:
     return Document(path.name, "html", text, encoding, title, site_name)
 
 
-def _html_text(source: str) -> tuple[str, str, str]:
+def _tree_depth(root, limit: int) -> int:
+    """How deep the parsed page's elements nest, walked without recursion; stops past `limit`."""
+    deepest, stack = 0, [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        stack.extend((child, depth + 1) for child in getattr(node, "contents", ()) if hasattr(child, "contents"))
+    return deepest
+
+
+def _html_text(source: str, path: Path | str = "the page", deadline: Deadline | None = None) -> tuple[str, str, str]:
     """(text, title, site name) of an HTML page: headings h1-h4 become `# ` heading lines, list
     items and table rows become lines, everything that is not content is dropped."""
     from bs4 import BeautifulSoup, Comment, Doctype, ProcessingInstruction
 
+    deadline = deadline or Deadline(Path(str(path)))
     try:
         soup = BeautifulSoup(source, "lxml")
     except Exception:  # lxml missing or refusing the input: the standard library parser always works
         soup = BeautifulSoup(source, "html.parser")
+    deadline.check()
+    # The writer below walks the tree recursively, and the chrome checks cost the depth per tag.
+    if _tree_depth(soup, MAX_HTML_DEPTH) > MAX_HTML_DEPTH:
+        raise IngestError(f"{path} nests its HTML elements over {MAX_HTML_DEPTH} levels deep, which no policy page does; "
+                          "save the policy text as .txt and add that")
     title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
     site_name = ""
     for attrs in ({"property": "og:site_name"}, {"name": "application-name"}, {"name": "author"}):
@@ -196,6 +253,7 @@ def _html_text(source: str) -> tuple[str, str, str]:
     for node in soup.find_all(string=lambda s: isinstance(s, (Comment, Doctype, ProcessingInstruction))):
         node.extract()
     for tag in soup.find_all(True):
+        deadline.check()
         if tag.decomposed:
             continue
         if tag.name == "form" or (
@@ -218,7 +276,7 @@ def _html_text(source: str) -> tuple[str, str, str]:
     for tag in root.find_all(_PAGE_CHROME):
         if not tag.decomposed and not tag.find_parent(["main", "article"]):
             tag.decompose()
-    out = _HtmlWriter()
+    out = _HtmlWriter(deadline)
     out.walk(root)
     return clean_text(out.text()), title, site_name
 
@@ -252,8 +310,9 @@ def _link_block(tag) -> bool:
 
 
 class _HtmlWriter:
-    def __init__(self):
+    def __init__(self, deadline: Deadline | None = None):
         self.parts: list[str] = []
+        self.deadline = deadline
 
     def text(self) -> str:
         lines = []
@@ -274,6 +333,8 @@ class _HtmlWriter:
     def walk(self, node, list_kind: str | None = None) -> None:
         from bs4 import NavigableString, Tag
 
+        if self.deadline is not None:
+            self.deadline.check()
         for child in node.children:
             if isinstance(child, NavigableString):
                 text = re.sub(r"\s+", " ", str(child))
@@ -332,7 +393,7 @@ class _HtmlWriter:
 # ---------------------------------------------------------------- PDF
 
 
-def _read_pdf(raw: bytes, path: Path) -> Document:
+def _read_pdf(raw: bytes, path: Path, deadline: Deadline | None = None) -> Document:
     from pypdf import PdfReader
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -342,7 +403,11 @@ def _read_pdf(raw: bytes, path: Path) -> Document:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):
             raise IngestError(f"{path} is password-protected; remove the password (or print it to a new PDF) and add that")
-        pages = [(page.extract_text() or "") for page in reader.pages]
+        deadline = deadline or Deadline(path)
+        pages = []
+        for page in reader.pages:
+            deadline.check()
+            pages.append(page.extract_text() or "")
         title = ""
         try:
             title = " ".join(str((reader.metadata or {}).get("/Title") or "").split())

@@ -32,7 +32,9 @@ from index.ingest import (
     MAX_BYTES, Document, IngestError, Metadata, check_date, check_id, clean_text, collect, infer_metadata,
     normalise_name, read_document,
 )
-from index.store import IndexLoadError, live_version, older_manifest, read_index, read_manifest, stored_policies
+from index.store import (
+    IndexLoadError, entry_origin, live_version, older_manifest, read_index, read_manifest, stored_policies,
+)
 from index.types import Policy
 
 LOCK_NAME = ".lock"
@@ -113,7 +115,11 @@ def index_lock(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | Non
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: the lock file is truncated and written below
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise LibraryError(f"cannot open the index lock file {path} ({e.strerror}); "
+                           "it must be a regular file (delete it if it is a link)") from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         announced = False
@@ -216,6 +222,60 @@ def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_
         encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
         return build_index(policies, directory, encoder, ChunkSettings(**manifest.get("chunking", {})),
                            progress=log is not None, multilingual=multilingual)
+def check_rebuild(directory: Path | str, policies: list[Policy], replace: bool = False) -> None:
+    """Before `policyqa index build --out DIR` writes over DIR: refuse (unless `replace`) when that
+    would lose policies added to the index that the corpus lacks, or index versions whose CURRENT
+    was lost (`policyqa index repair` recovers those). A damaged index is rebuilt: nothing there loads."""
+    from index.store import newest_complete_version
+
+    directory = Path(directory)
+    if replace:
+        return
+    try:
+        live = live_version(directory)
+    except IndexLoadError:
+        if newest_complete_version(directory) is not None:
+            raise
+        return
+    try:
+        entries = read_manifest(directory)["policies"] if live is not None else []
+    except IndexLoadError:
+        return
+    dropped = [e["id"] for e in entries if e["id"] not in {p.id for p in policies}]
+    if dropped:
+        raise LibraryError(
+            f"the index at {directory} holds {len(dropped)} {_plural(len(dropped), 'policy', 'policies')} the corpus lacks "
+            f"({', '.join(dropped[:5])}{', …' if len(dropped) > 5 else ''}), which a build from it would drop; add them to "
+            "the corpus, `policyqa remove` them first, or build with --replace to drop them"
+        )
+
+
+def repair_index(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | None = None) -> str:
+    """Point CURRENT at the newest version folder that loads completely, when CURRENT is missing,
+    unreadable or names a broken version. Nothing is deleted. Returns what was done, in words."""
+    from index.store import newest_complete_version, point_current_at, version_dirs
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise IndexLoadError(f"no index directory at {directory}; give the index directory with --index")
+    with index_lock(directory, wait=wait, log=log):
+        try:
+            live = live_version(directory)
+            if live is not None:
+                read_index(directory)
+                return f"The index at {directory} is fine: CURRENT names {live.name}, which loads; nothing to repair."
+        except IndexLoadError:
+            pass
+        if not version_dirs(directory):
+            raise LibraryError(f"{directory} holds no index version folders (v-*) to repair from; "
+                               f"build one with `policyqa index build --out {directory}`")
+        version = newest_complete_version(directory)
+        if version is None:
+            raise LibraryError(f"none of the {len(version_dirs(directory))} version folders in {directory} is complete; "
+                               f"rebuild with `policyqa index build --out {directory} --replace` (then re-add your own policies)")
+        point_current_at(directory, version)
+        count = len(read_manifest(directory)["policies"])
+        return f"Repaired the index at {directory}: CURRENT now names {version.name} ({count} policies)."
 
 
 def _entries(directory: Path) -> dict[str, dict] | None:
@@ -238,6 +298,8 @@ def _plan(directory: Path, entries: dict[str, dict], incoming: list[_Incoming]) 
         p, meta = item.policy, item.meta
         old = entries.get(p.id)
         digest = checksum(p.text)
+        if p.origin == "page":
+            _check_page_may_write(p, old, entries)
         if old is None:
             changes.append(PolicyChange(p.id, p.company, "added", p.source, p.date, p.aliases, 0, digest, meta.inferred))
             writes.append(p)
@@ -260,6 +322,7 @@ def _plan(directory: Path, entries: dict[str, dict], incoming: list[_Incoming]) 
             service=p.service or old.get("service", ""),
             aliases=p.aliases if "aliases" in given else tuple(old.get("aliases") or ()),
             date=p.date if ("date" in given or not same_text) else old.get("date"),
+            origin=p.origin,
         )
         inferred = {k: v for k, v in meta.inferred.items() if k == "date" and not same_text}
         if same_text:
@@ -275,18 +338,46 @@ def _plan(directory: Path, entries: dict[str, dict], incoming: list[_Incoming]) 
     return changes, writes
 
 
+def _check_page_may_write(p: Policy, old: dict | None, entries: dict[str, dict]) -> None:
+    """The web page changes only what the page added: a shipped policy, or one added from the command
+    line, is read-only there, and a page policy may not take the name of one (questions naming
+    "JapanWork" would then be answered from a visitor's text)."""
+    if old is not None and entry_origin(old) != "page":
+        raise LibraryError(
+            f"the id {p.id!r} belongs to {old['company']!r}, which this page cannot replace (it was not added here); "
+            f"add your policy under another Id"
+        )
+    # Questions are routed by every name of a policy, its id included ("japan-work" reads as "JapanWork"),
+    # longest name first: a new name equal to, or containing, a protected one would capture its questions.
+    mine = {normalise_name(n) for n in (p.company, *p.aliases, p.service, p.id) if n and normalise_name(n)}
+    for entry in entries.values():
+        if entry["id"] == p.id or entry_origin(entry) == "page":
+            continue
+        theirs = _names(entry) | {normalise_name(entry["id"])}
+        if any(a == b or (len(b) >= 5 and b in a) for a in mine for b in theirs):
+            raise LibraryError(
+                f"the name {p.company!r} (id {p.id!r}) is taken by {entry['company']!r} ({entry['id']!r}), which this "
+                "page cannot change; a policy added here needs a company name and id of its own"
+            )
+
+
 def _incoming_from(doc: Document, policy_id: str | None, company: str | None, aliases: Iterable[str],
-                   date: str | None, service: str = "") -> _Incoming:
+                   date: str | None, service: str = "", origin: str = "cli") -> _Incoming:
     meta = infer_metadata(doc, policy_id=policy_id, company=company, aliases=tuple(aliases), date=date)
     if meta.origin.get("id") != "given":
         meta.id = meta.id[:80].rstrip("-") or "policy"
     check_id(meta.id)
     policy = Policy(id=meta.id, company=meta.company, text=doc.text, service=service, aliases=meta.aliases,
-                    date=meta.date, source=doc.source)
+                    date=meta.date, source=doc.source, origin=origin)
     return _Incoming(policy, meta)
 
 
 def _check_args(policy_id, company, aliases, date) -> tuple[str | None, str | None, tuple[str, ...], str | None]:
+    for what, value in (("id", policy_id), ("company", company), ("date", date), *(("alias", a) for a in aliases)):
+        if value is not None and not isinstance(value, str):
+            raise IngestError(f"the {what} must be text")
+        if value and any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise IngestError(f"the {what} holds bytes that are not UTF-8 text; type it again")
     if policy_id is not None:
         check_id(policy_id)
     if company is not None:
@@ -317,10 +408,12 @@ def add_files(
     progress: bool = False,
     seed_corpus: Path | None = None,
     log: Log | None = None,
+    origin: str = "cli",
 ) -> AddReport:
     """Add (or replace) the policies in `paths` (files or directories of .txt/.md/.html/.htm/.pdf).
     Names not given are inferred and listed in each change's `inferred`. `seed_corpus`: build the
-    index from this corpus first if `index_dir` holds none yet (the default index)."""
+    index from this corpus first if `index_dir` holds none yet (the default index). `origin`: who
+    adds ("cli" or "page"; the page may replace only policies the page added)."""
     policy_id, company, aliases, date = _check_args(policy_id, company, aliases, date)
     files, skipped = collect(paths)
     if policy_id and len(files) > 1:
@@ -332,7 +425,7 @@ def add_files(
         iterator = tqdm(files, desc="Reading", unit="file", dynamic_ncols=True)
     elif log and len(files) > 1:
         log(f"Reading {len(files)} files…")
-    incoming = [_incoming_from(read_document(f), policy_id, company, aliases, date) for f in iterator]
+    incoming = [_incoming_from(read_document(f), policy_id, company, aliases, date, origin=origin) for f in iterator]
     report = _apply(Path(index_dir), incoming, [], encoder, model, wait, progress, seed_corpus, log)
     report.skipped = skipped
     return report
@@ -357,12 +450,15 @@ def add_text(
     wait: float = 30.0,
     progress: bool = False,
     log: Log | None = None,
+    origin: str = "cli",
 ) -> AddReport:
     """Add (or replace) one policy from its text. `company`, `policy_id` (slug of the company),
     `aliases` and `date` are inferred from the text when not given. Raises CorpusError (IngestError,
     LibraryError, IndexBusyError) with a one-line message; the index is then unchanged."""
     if not isinstance(text, str):
         raise IngestError("the policy text must be text")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # a lone surrogate (JSON "\ud800") cannot be stored
+        raise IngestError("the policy text holds characters that are not valid text (lone surrogates); paste it again")
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise IngestError(f"the text is over the {MAX_BYTES // 2**20} MB limit; add only the privacy policy")
     text = clean_text(text)
@@ -371,24 +467,26 @@ def add_text(
     policy_id, company, aliases, date = _check_args(policy_id, company, aliases, date)
     # Without a file name the id comes from the company's name.
     doc = Document(Path(source).name if source else "", "text", text)
-    item = _incoming_from(doc, policy_id, company, aliases, date, service=" ".join(service.split()))
+    item = _incoming_from(doc, policy_id, company, aliases, date, service=" ".join(service.split()), origin=origin)
     return _apply(Path(index_dir), [item], [], encoder, None, wait, progress, None, log)
 
 
 def remove(index_dir: Path | str, policy_ids: list[str] | str, *, encoder=None, model: str | None = None,
-           wait: float = DEFAULT_WAIT, log: Log | None = None) -> AddReport:
-    """Remove policies by id. Unknown ids raise LibraryError before anything is touched."""
+           wait: float = DEFAULT_WAIT, log: Log | None = None, origin: str = "cli") -> AddReport:
+    """Remove policies by id. Unknown ids (and, for `origin="page"`, policies the page did not add)
+    raise LibraryError before anything is touched."""
     ids = [policy_ids] if isinstance(policy_ids, str) else list(dict.fromkeys(policy_ids))
-    return _apply(Path(index_dir), [], ids, encoder, model, wait, False, None, log)
+    return _apply(Path(index_dir), [], ids, encoder, model, wait, False, None, log, remover=origin)
 
 
 def list_policies(index_dir: Path | str) -> list[dict]:
-    """The policies in the index: id, company, service, aliases, date, source, sha256, passages, added."""
-    return list(read_manifest(Path(index_dir))["policies"])
+    """The policies in the index: id, company, service, aliases, date, source, sha256, passages, added,
+    origin ("shipped", "cli" or "page": who added it)."""
+    return [{**e, "origin": entry_origin(e)} for e in read_manifest(Path(index_dir))["policies"]]
 
 
 def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], encoder, model, wait, progress,
-           seed_corpus, log) -> AddReport:
+           seed_corpus, log, remover: str = "cli") -> AddReport:
     ids = [i.policy.id for i in incoming]
     for pid in dict.fromkeys(ids):
         if ids.count(pid) > 1:
@@ -402,6 +500,9 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
             raise LibraryError(
                 f"no policy {missing[0]!r} in the index at {directory}; `policyqa list --index {directory}` shows the ids"
             )
+        kept = [pid for pid in removals if remover == "page" and entry_origin(entries[pid]) != "page"]
+        if kept:
+            raise LibraryError(f"{entries[kept[0]]['company']!r} ({kept[0]!r}) was not added on this page, so it cannot be removed here")
         changes, writes = _plan(directory, entries, incoming)
         changes += [PolicyChange(pid, entries[pid]["company"], "removed", entries[pid].get("source", ""),
                                  entries[pid].get("date"), tuple(entries[pid].get("aliases") or ()),
@@ -451,7 +552,7 @@ def _apply(directory: Path, incoming: list[_Incoming], removals: list[str], enco
         # Re-check under the lock: another writer may have changed the index while we waited.
         current = {e["id"]: e for e in previous.manifest["policies"]} if previous is not None else {
             p.id: {"id": p.id, "company": p.company, "service": p.service, "aliases": list(p.aliases), "date": p.date,
-                   "source": p.source, "sha256": "", "passages": 0} for p in base}
+                   "source": p.source, "sha256": "", "passages": 0, "origin": p.origin or "shipped"} for p in base}
         changes, writes = check(current)
         report.changes = changes
         if not writes and not removals and previous is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ FORMAT_VERSION = 2  # 2: headings.npz (clause heading vectors)
 CURRENT = "CURRENT"
 QUERY_ENCODER = "query_encoder"
 REBUILD_HINT = "rebuild it with `policyqa index build --out {dir}`"
+
+
+REPAIR_HINT = "`policyqa index repair --index {dir}` points CURRENT at the newest complete version (nothing is deleted)"
 
 
 @dataclass
@@ -60,10 +64,17 @@ class StoredIndex:
     def query_encoder_dir(self) -> Path | None:
         """The version's exported ONNX query encoder (index.onnx_encoder), if it has a complete one."""
         entry = self.manifest.get("query_encoder")
-        if not entry or entry.get("format") != "onnx":
+        if not isinstance(entry, dict) or entry.get("format") != "onnx":
             return None
-        directory = self.path / entry.get("path", QUERY_ENCODER)
-        return directory if all((directory / f).is_file() for f in entry.get("files", ())) else None
+        name, files = entry.get("path", QUERY_ENCODER), entry.get("files", ())
+        if not isinstance(name, str) or not isinstance(files, (list, tuple)) or not all(isinstance(f, str) for f in files):
+            return None
+        directory = self.path / name
+        # Like CURRENT, the manifest names files of its own version only: never a model from elsewhere.
+        inside = self.path.resolve()
+        if not all((directory / f).resolve().is_relative_to(inside) for f in files) or not directory.resolve().is_relative_to(inside):
+            return None
+        return directory if all((directory / f).is_file() for f in files) else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -81,14 +92,46 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def version_dirs(directory: Path) -> list[Path]:
+    """The version folders (v-*) in an index directory, oldest name first (names start with the time)."""
+    try:
+        return sorted((p for p in Path(directory).iterdir() if p.name.startswith("v-") and p.is_dir() and not p.is_symlink()),
+                      key=lambda p: p.name)
+    except OSError:
+        return []
+
+
 def live_version(directory: Path) -> Path | None:
-    """The version directory CURRENT names, or the directory itself if it holds a bare version."""
+    """The version directory CURRENT names, or the directory itself if it holds a bare version;
+    None when there is no index there yet. A CURRENT that cannot be read, or names anything but a
+    version folder inside `directory`, raises IndexLoadError; so does a directory that holds version
+    folders but no CURRENT (it is never taken for empty: an add would replace every policy)."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise IndexLoadError(f"{directory} is a file, not an index directory; give --index a directory")
     pointer = directory / CURRENT
-    if pointer.exists():
-        return directory / pointer.read_text(encoding="utf-8").strip()
+    repair = REPAIR_HINT.format(dir=directory)
+    page = "the index on this server is damaged (its CURRENT file); its operator can restore it with `policyqa index repair`"
+    if pointer.exists() or pointer.is_symlink():
+        try:
+            if pointer.is_symlink() or not pointer.is_file():
+                raise ValueError("not a regular file")
+            name = pointer.read_bytes().decode("utf-8").strip()
+        except (OSError, ValueError) as e:
+            raise IndexLoadError(f"{pointer} cannot be read ({e})", hint=repair, page=page) from None
+        # CURRENT names a folder of this directory and nothing else: never a path out of it.
+        if not re.fullmatch(r"v-[A-Za-z0-9._-]+", name) or name in (".", ".."):
+            raise IndexLoadError(f"{pointer} does not name a version folder of {directory} (it holds {name[:80]!r})",
+                                 hint=repair, page=page)
+        version = directory / name
+        if version.is_symlink() or not version.is_dir():
+            raise IndexLoadError(f"{pointer} names {name!r}, which is not a version folder in {directory}", hint=repair, page=page)
+        return version
     if (directory / "manifest.json").exists():
         return directory
+    if version_dirs(directory):
+        raise IndexLoadError(f"the index at {directory} has version folders but no CURRENT file naming the live one",
+                             hint=repair, page=page)
     return None
 
 
@@ -152,9 +195,7 @@ def write_index(
     _fsync_dir(staging / "policies")
     _fsync_dir(staging)
     os.rename(staging, version)
-    _write_file(directory / f"{CURRENT}.tmp", version.name.encode("utf-8"))
-    os.replace(directory / f"{CURRENT}.tmp", directory / CURRENT)
-    _fsync_dir(directory)
+    point_current_at(directory, version)
     # Old versions and staging left by crashed builds go only after the swap.
     for stale in directory.iterdir():
         if stale.is_dir() and stale != version and stale.name.startswith((".tmp-", "v-")):
@@ -162,24 +203,62 @@ def write_index(
     return version
 
 
-def read_manifest(directory: Path) -> dict:
+def read_manifest(directory: Path, version: Path | None = None) -> dict:
     directory = Path(directory)
-    version = live_version(directory)
+    version = version if version is not None else live_version(directory)
     hint = REBUILD_HINT.format(dir=directory)
     if version is None:
         raise IndexLoadError(f"no index at {directory}; {hint}")
     try:
-        manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads((version / "manifest.json").read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         raise IndexLoadError(f"index at {directory} is incomplete (no manifest.json); {hint}") from e
-    except ValueError as e:
+    except (OSError, ValueError) as e:
         raise IndexLoadError(f"index manifest at {version} is corrupt ({e}); {hint}") from e
+    if not isinstance(manifest, dict):
+        raise IndexLoadError(f"index manifest at {version} is corrupt (it holds a {type(manifest).__name__}, not an object); {hint}")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise IndexLoadError(
             f"index at {directory} has format {manifest.get('format')!r} v{manifest.get('format_version')}, "
             f"this PolicyQA reads {FORMAT!r} v{FORMAT_VERSION}; {hint}"
         )
+    problem = manifest_problem(manifest)
+    if problem:
+        raise IndexLoadError(f"index manifest at {version} is corrupt ({problem}); {hint}")
     return manifest
+
+
+def manifest_problem(manifest: dict) -> str:
+    """What is wrong with the shape of a manifest's model and policy entries, or "" (the readers index them)."""
+    model = manifest.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or type(model.get("dimension")) is not int:
+        return "no model name and dimension"
+    policies = manifest.get("policies")
+    if not isinstance(policies, list):
+        return "no list of policies"
+    for entry in policies:
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("id", "company", "sha256")):
+            return "a policy entry without id, company and sha256"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", entry["id"]):
+            return f"policy id {entry['id'][:80]!r} is not a policy id"
+        if type(entry.get("passages", 0)) is not int:
+            return f"policy {entry['id']!r} has no passage count"
+        aliases = entry.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            return f"policy {entry['id']!r} has aliases that are not a list of names"
+        if any(entry.get(k) is not None and not isinstance(entry[k], str) for k in ("service", "date", "source", "added")):
+            return f"policy {entry['id']!r} has a service, date, source or added time that is not text"
+    return ""
+
+
+ORIGINS = ("shipped", "cli", "page")
+
+
+def entry_origin(entry: dict) -> str:
+    """Who added a manifest's policy: "shipped", "cli" or "page". Entries written before origins were
+    recorded count as the command line's: read-only from the page."""
+    origin = entry.get("origin")
+    return origin if origin in ORIGINS else "cli"
 
 
 def _load_policies(version: Path, manifest: dict, hint: str) -> dict[str, Policy]:
@@ -191,6 +270,7 @@ def _load_policies(version: Path, manifest: dict, hint: str) -> dict[str, Policy
         policies[entry["id"]] = Policy(
             id=entry["id"], company=entry["company"], text=text, service=entry.get("service", ""),
             aliases=tuple(entry.get("aliases", ())), date=entry.get("date"), source=entry.get("source", ""),
+            origin=entry_origin(entry),
         )
     return policies
 
@@ -212,10 +292,12 @@ def stored_policies(directory: Path) -> list[Policy]:
 
 def older_manifest(directory: Path) -> dict | None:
     """The manifest of a PolicyQA index in `directory` written in an earlier format version, else None."""
-    version = live_version(Path(directory))
     try:
+        version = live_version(Path(directory))
         manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    except Exception:  # no index, or a damaged one: not an upgrade case
+    except Exception:  # no index, or a damaged one: not an upgrade case (reading it says what is wrong)
+        return None
+    if not isinstance(manifest, dict):
         return None
     found = manifest.get("format_version")
     return manifest if manifest.get("format") == FORMAT and isinstance(found, int) and found < FORMAT_VERSION else None
@@ -234,15 +316,18 @@ def read_index(directory: Path) -> StoredIndex:
     raise AssertionError("unreachable")
 
 
-def _read_index(directory: Path) -> StoredIndex:
+def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
     import faiss
 
     directory = Path(directory)
-    manifest = read_manifest(directory)
-    version = live_version(directory)
+    version = version if version is not None else live_version(directory)
+    manifest = read_manifest(directory, version)
     hint = REBUILD_HINT.format(dir=directory)
     try:
-        passages = [Passage.from_dict(json.loads(line)) for line in (version / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+        # Split on "\n" only: JSON leaves U+2028, U+0085 and the like raw in a line, and str.splitlines()
+        # would cut a passage quoting them in two (an index that could not be read after its add).
+        lines = (version / "passages.jsonl").read_text(encoding="utf-8").split("\n")
+        passages = [Passage.from_dict(json.loads(line)) for line in lines if line]
         embeddings = np.load(version / "embeddings.npy", allow_pickle=False)
         dense = faiss.read_index(str(version / "dense.faiss"))
         with np.load(version / "sentences.npz", allow_pickle=False) as s:
@@ -288,3 +373,23 @@ def _read_index(directory: Path) -> StoredIndex:
     return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
                        sentence_passage, sentence_spans, sentence_embeddings, passage_heading, heading_embeddings, policy_rows,
                        multilingual)
+
+
+def newest_complete_version(directory: Path) -> Path | None:
+    """The newest version folder that loads and passes every check of `read_index`, or None."""
+    for version in reversed(version_dirs(directory)):
+        try:
+            _read_index(Path(directory), version)
+            return version
+        except IndexLoadError:
+            continue
+    return None
+
+
+def point_current_at(directory: Path, version: Path) -> None:
+    """Make `version` (a folder of `directory`) live: CURRENT replaced atomically."""
+    directory = Path(directory)
+    (directory / f"{CURRENT}.tmp").unlink(missing_ok=True)  # a planted link there is replaced, not written through
+    _write_file(directory / f"{CURRENT}.tmp", Path(version).name.encode("utf-8"))
+    os.replace(directory / f"{CURRENT}.tmp", directory / CURRENT)
+    _fsync_dir(directory)

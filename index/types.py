@@ -14,6 +14,7 @@ class Policy:
     aliases: tuple[str, ...] = ()
     date: str | None = None
     source: str = ""  # file name the text came from
+    origin: str = ""  # who added it: "shipped" (the default corpus), "cli" (the command line) or "page" (the web page)
 
     def names(self) -> tuple[str, ...]:
         """Every name a question may use for this policy, most specific first."""
@@ -96,6 +97,25 @@ class Citation:
         return cls(**{f: d[f] for f in cls.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class SiteRow:
+    """One site's row of an answer across sites: its best clause, or "does not say" (abstained, with
+    the closest clause still cited). `citations` are the [n] of the Answer's citations from this site."""
+
+    policy_id: str
+    company: str
+    abstained: bool
+    citations: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"policy_id": self.policy_id, "company": self.company, "abstained": self.abstained,
+                "citations": list(self.citations)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SiteRow":
+        return cls(d["policy_id"], d["company"], bool(d["abstained"]), tuple(int(n) for n in d["citations"]))
+
+
 @dataclass
 class Answer:
     """What every front end shows: `policyqa ask --json` prints `to_dict()`, the page's /ask returns it.
@@ -108,6 +128,9 @@ class Answer:
     citations: list[Citation]
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    # A question across sites (naming none, or several): one row per site in scope, shown first to last.
+    by_policy: list[SiteRow] = field(default_factory=list)
+    scope_reason: str = ""  # why these policies were searched, in words a page can show
     language: str = "en"  # the question's ("en", "ja"): the answer's own words are in it, the quotes stay English
 
     def to_dict(self) -> dict:
@@ -118,6 +141,8 @@ class Answer:
             "policies": list(self.policies),
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "by_policy": [row.to_dict() for row in self.by_policy],
+            "scope_reason": self.scope_reason,
             "language": self.language,
         }
         if self.error is not None:
@@ -129,7 +154,8 @@ class Answer:
         return cls(
             question=d["question"], answer=d["answer"], abstained=bool(d["abstained"]), policies=list(d["policies"]),
             citations=[Citation.from_dict(c) for c in d["citations"]], timings_ms=dict(d.get("timings_ms") or {}),
-            error=d.get("error"), language=d.get("language") or "en",
+            error=d.get("error"), by_policy=[SiteRow.from_dict(r) for r in d.get("by_policy") or []],
+            scope_reason=d.get("scope_reason") or "", language=d.get("language") or "en",
         )
 
     @classmethod

@@ -15,12 +15,23 @@ from index.corpus import DEFAULT_CORPUS
 from index.embed import DEFAULT_MODEL
 from index.errors import PolicyQAError, UsageError
 from index.store import live_version
-from qa.options import add_eval_options, add_index_options, add_serve_options
+from qa.engine import MAX_K
+from qa.options import add_eval_options, add_index_options, add_serve_options, page_may_add
 from qa.service import build, default_index_dir, open_engine  # noqa: F401  (the CLI's library, re-exported)
 
 
-def _print_answer(answer) -> None:
-    print(answer.answer)
+def _print_answer(answer, policies: dict | None = None) -> None:
+    if answer.by_policy:  # across sites: the lead line, then one table row per site
+        import shutil
+
+        from qa.compare import comparison_rows, not_shown, text_table
+
+        print(answer.answer.splitlines()[0])
+        print(text_table(comparison_rows(answer, policies or {}), width=min(shutil.get_terminal_size((100, 24)).columns, 140)))
+        if not_shown(answer):
+            print(answer.answer.splitlines()[-1])
+    else:
+        print(answer.answer)
     print()
     print("出典:" if answer.language == "ja" else "Sources:")
     for c in answer.citations:
@@ -30,10 +41,28 @@ def _print_answer(answer) -> None:
     print()
 
 
-def _questions(path: str):
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+def _open_questions(path: str):
+    """The questions file as bytes (each line is decoded alone: one bad line spoils only itself)."""
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise UsageError(f"--questions-file {path}: no such file; give a JSONL file of {{\"question\": ...}} lines, or - for stdin") from None
+    except IsADirectoryError:
+        raise UsageError(f"--questions-file {path} is a directory; give a JSONL file of {{\"question\": ...}} lines") from None
+    except OSError as e:
+        raise UsageError(f"--questions-file {path}: cannot read it ({e.strerror})") from None
+
+
+def _questions(stream):
     with stream:
-        for number, line in enumerate(stream, start=1):
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                yield number, None, f"line {number} is not UTF-8 text (byte {e.start + 1}); save the file as UTF-8"
+                continue
             if not line.strip():
                 continue
             try:
@@ -47,38 +76,53 @@ def _questions(path: str):
             yield number, row, None
 
 
+def _json_line(obj) -> str:
+    """One JSON line; text that cannot be written as UTF-8 (a lone surrogate) is \\u-escaped."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+        return line
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+
+
 def cmd_ask(args) -> int:
     if not args.question and not args.questions_file:
         print('error: give a question, e.g. policyqa ask "can JapanWork share my data with partners?"', file=sys.stderr)
         return 2
+    if args.question and args.questions_file:
+        raise UsageError("give a question or --questions-file, not both")
+    stream = _open_questions(args.questions_file) if args.questions_file else None  # a bad path fails before loading
     engine = open_engine(args.index, args.model)
-    if args.questions_file:
+    if stream is not None:
         failures = 0
-        for _, row, problem in _questions(args.questions_file):
+        for _, row, problem in _questions(stream):
             out = dict(row) if isinstance(row, dict) else {}
             if problem is None:
                 try:
                     answer = engine.ask(row["question"], policy=row.get("policy") or args.policy, k=args.k,
                                         history=row.get("history"))
                     out.update(answer.to_dict())
-                except UsageError as e:  # a bad line is reported on its line; the others are answered
+                except PolicyQAError as e:  # a bad line is reported on its line; the others are answered
                     problem = str(e)
+                except Exception as e:  # one line's failure never stops the lines after it
+                    problem = f"could not answer this line ({type(e).__name__}); the other lines are answered"
             if problem is not None:
                 failures += 1
                 out["error"] = problem
-            print(json.dumps(out, ensure_ascii=False), flush=True)
+            print(_json_line(out), flush=True)
         return 1 if failures else 0
     answer = engine.ask(args.question, policy=args.policy, k=args.k)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        print(_json_line(answer.to_dict()))
     else:
-        _print_answer(answer)
+        _print_answer(answer, engine.index.policies)
     return 0
 
 
 def cmd_index_build(args) -> int:
     out = Path(args.out) if args.out else default_index_dir()
-    report = build(Path(args.corpus), out, args.model or DEFAULT_MODEL, progress=not args.quiet)
+    report = build(Path(args.corpus), out, args.model or DEFAULT_MODEL, progress=not args.quiet, replace=args.replace)
     s = report["seconds"]
     print(
         f"Indexed {report['policies']} policies into {report['passages']} passages "
@@ -148,11 +192,12 @@ def cmd_list(args) -> int:
 
         width = min(max([cells(r["id"]) for r in rows] + [2]), 40)
         cwidth = min(max([cells(r["company"]) for r in rows] + [7]), 48)
-        lines = [f"{fit('ID', width)}  {fit('COMPANY', cwidth)}  {'DATE':<10}  {'PASSAGES':>8}  ADDED"]
+        lines = [f"{fit('ID', width)}  {fit('COMPANY', cwidth)}  {'DATE':<10}  {'PASSAGES':>8}  {'ORIGIN':<7}  ADDED"]
         for r in rows:
             lines.append(f"{fit(r['id'], width)}  {fit(r['company'], cwidth)}  {r.get('date') or '—':<10}  "
-                         f"{r['passages']:>8}  {r.get('added') or '—'}")
-        lines.append(f"{len(rows)} policies, {sum(r['passages'] for r in rows)} passages in {directory}")
+                         f"{r.get('passages', 0):>8}  {r['origin']:<7}  {r.get('added') or '—'}")
+        lines.append(f"{len(rows)} policies, {sum(r.get('passages', 0) for r in rows)} passages in {directory}; "
+                     "origin: shipped with PolicyQA, added from the command line (cli) or on the web page (page)")
         text = "\n".join(lines)
     try:
         print(text)
@@ -162,9 +207,22 @@ def cmd_list(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if args.allow_add_policy and args.no_add_policy:
+        raise UsageError("give --allow-add-policy or --no-add-policy, not both")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1-65535, not {args.port}")
     import app
 
-    app.serve(index_dir=args.index, host=args.host, port=args.port, model=args.model, allow_add=not args.no_add_policy)
+    app.serve(index_dir=args.index, host=args.host, port=args.port, model=args.model,
+              allow_add=page_may_add(args.host, args.allow_add_policy, args.no_add_policy))
+    return 0
+
+
+def cmd_index_repair(args) -> int:
+    from index.library import repair_index
+
+    directory = Path(args.index) if args.index else default_index_dir()
+    print(repair_index(directory, log=_log))
     return 0
 
 
@@ -197,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     ask.add_argument("--questions-file", help='JSONL file of {"question": ...} lines (or - for stdin); writes JSONL answers')
     ask.add_argument("--policy", help="answer from this policy id only")
-    ask.add_argument("-k", type=int, default=3, help="number of citations (default 3)")
+    ask.add_argument("-k", type=_k_value, default=3, help=f"number of citations, 1-{MAX_K} (default 3)")
     common(ask)
     ask.set_defaults(func=cmd_ask)
 
@@ -207,7 +265,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="index directory to write (default: the default index)")
     b.add_argument("--model", help=f"sentence-transformers model name or path (default {DEFAULT_MODEL})")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--replace", action="store_true",
+                   help="replace whatever the index holds: policies added to it that the corpus lacks are dropped")
     b.set_defaults(func=cmd_index_build)
+    r = idx.add_parser("repair", help="point CURRENT at the newest complete index version (after CURRENT was lost or damaged)")
+    r.add_argument("--index", type=Path, help="index directory (default: the default index)")
+    r.set_defaults(func=cmd_index_repair)
 
     from index.library import DEFAULT_WAIT
 
@@ -259,15 +322,43 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _k_value(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-k takes a whole number of citations, 1-{MAX_K}, not {text!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"-k must be 1-{MAX_K} citations, not {k}")
+    return k
+
+
+def _say(message: str) -> None:
+    """An error line on stderr, whatever bytes it quotes (a path that is not UTF-8, say)."""
+    line = f"error: {message}".replace("\n", " ")
+    sys.stderr.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except PolicyQAError as e:  # every error the library raises on purpose; its message says what to do
-        print(f"error: {e}", file=sys.stderr)
+        _say(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `policyqa ask ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a disk that is full or read-only, a directory we may not write
+        _say(f"{e.strerror or e}{f': {e.filename}' if getattr(e, 'filename', None) else ''}; check the path, its permissions and free space")
+        return 1
+    except Exception as e:  # a bug: one line, not a traceback (POLICYQA_DEBUG=1 shows it)
+        if os.environ.get("POLICYQA_DEBUG"):
+            raise
+        _say(f"unexpected {type(e).__name__}; please report it (run with POLICYQA_DEBUG=1 for the details)")
+        return 1
 
 
 if __name__ == "__main__":

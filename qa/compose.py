@@ -49,3 +49,29 @@ def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope
             lines.append("See also " + ", ".join(f"{c.section} [{c.n}]" for c in rest) + ".")
         return "\n".join(lines)
     return "What each policy says:\n" + "\n".join(f"• {line}" for line in lines)
+
+
+def compose_comparison(citations: list[Citation], rows: list, policies: dict[str, Policy], unshown: int = 0) -> str:
+    """Answer across sites: one line per site (`rows`: index.types.SiteRow), its quoted sentence or
+    that its policy does not say, and how many sites in scope were left out."""
+    by_n = {c.n: c for c in citations}
+    answered = [r for r in rows if not r.abstained]
+    lines = []
+    for row in rows:
+        top = by_n[row.citations[0]]
+        name = display_name(policies[row.policy_id])
+        if row.abstained:
+            lines.append(f"{name}: does not say (closest: {top.section or 'an untitled clause'} [{top.n}])")
+        else:
+            lines.append(f"{name}, {top.section}: {_quote(top.highlight)} [{top.n}]")
+    if not answered:
+        lead = (f"None of the {len(rows)} policies says anything that answers this. "
+                "The closest clause of each is shown for you to check:")
+    elif len(answered) == len(rows):
+        lead = "What each policy says:"
+    else:
+        lead = f"What each policy says ({len(answered)} of {len(rows)} address this):"
+    text = lead + "\n" + "\n".join(f"• {line}" for line in lines)
+    if unshown:
+        text += f"\n… and {unshown} more {'policy' if unshown == 1 else 'policies'} not shown (ask about one by name)."
+    return text

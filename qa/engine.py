@@ -16,17 +16,21 @@ from index.errors import IndexLoadError, UsageError
 from index.lexical import tokenize
 from index.models import TextEncoder, check_models
 from index.store import StoredIndex, read_index
-from index.types import Answer, Citation, Hit
+from index.types import Answer, Citation, Hit, SiteRow
 from qa.abstain import about_the_policies, common_words, coverage, policy_vocabularies
-from qa.compose import compose_answer
+from qa.compose import SECOND_QUOTE_MARGIN, compose_answer, compose_comparison
 from qa.compose_ja import compose_answer_ja
 from qa.expand import expand
 from qa.highlight import highlight_span
 from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese, unknown_words
 from qa.resolve import name_patterns, resolve_policies, strip_names
 from qa.retrieve import RetrievalSettings, retrieve
+from qa.scope import asks_across, conversation_scope, refers_back, without_across_words
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 20  # citations an answer may have
+MAX_HISTORY = 50  # earlier questions a follow-up may carry (the page passes 8)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _FOLLOW_UP = re.compile(r"^\s*(what|how)\s+about\b|^\s*(and|also|same)\b|\b(they|them|their|it|its|that|this|those|these)\b", re.I)
 # Words that say "privacy policy" without saying what is asked: no evidence that a clause answers.
@@ -61,6 +65,10 @@ class Settings:
     # A question naming no policy that talks of neither job sites nor personal data is off-topic
     # (qa.abstain.about_the_policies), however well "Tokyo" or "Japan" match an address or a name.
     off_topic_check: bool = True
+    # A question naming no site, or several, is answered site by site (one row each, up to max_sites),
+    # each row judged by the abstention rule above against that site's policy alone.
+    compare: bool = True
+    max_sites: int = 10
     # Questions in Japanese (qa.japanese) are encoded by the multilingual model, whose cosines run
     # higher than MiniLM's, so they have their own thresholds, chosen on the Japanese dev questions:
     # refuse when under this share of the question's glossary terms occur in the policy and the best
@@ -78,6 +86,10 @@ class Settings:
 def clean_question(question: object) -> str:
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
+    if _SURROGATE.search(question):  # bytes that were not UTF-8 (a shell argument) or a lone \\ud800 in JSON
+        raise QuestionError("the question holds bytes that are not valid UTF-8 text; type it again")
+    if len(question) > 50 * MAX_QUESTION_CHARS:  # said before normalising megabytes
+        raise QuestionError(f"the question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} characters")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
     text = " ".join(text.split())
     if not text:
@@ -153,71 +165,149 @@ class Engine:
             self._multilingual = (ml.view(self.index, vectors, make_dense_index(vectors.embeddings)), encoder)
         return self._multilingual
 
-    def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]], str]:
+        """(policy ids in scope, [] = every site; spans of the names in the question; why, in words)."""
         if policy:
+            if not isinstance(policy, str):
+                raise QuestionError("the policy must be a policy id (text), e.g. \"japanwork\"")
             if policy not in self.index.policies:
-                known = ", ".join(sorted(self.index.policies))
-                raise QuestionError(f"unknown policy {policy!r}; known policies: {known}")
-            return [policy], resolve_policies(question, self.patterns)[1]
+                known = ", ".join(sorted(self.index.policies)[:50])
+                raise QuestionError(f"unknown policy {policy[:100]!r}; known policies: {known}")
+            return [policy], resolve_policies(question, self.patterns)[1], "chosen"
         if not self.settings.resolve_names:
-            return [], []
-        named, spans = resolve_policies(question, self.patterns)
-        if not named:
-            for previous in reversed(history):
+            return [], [], ""
+        if not self.settings.compare:  # as before site-by-site answers: the last question naming a site
+            named, spans = resolve_policies(question, self.patterns)
+            for previous in reversed(history if not named else []):
                 named = resolve_policies(previous, self.patterns)[0]
                 if named:
-                    break
-        return named, spans
+                    return named, spans, "from your earlier question"
+            return named, spans, "named in your question" if named else ""
+        found = conversation_scope(question, history, self.patterns)
+        return list(found.policies), list(found.spans), found.reason
 
     def query_text(self, question: str, spans: list[tuple[int, int]], history: list[str]) -> str:
         text = strip_names(question, spans) if self.settings.resolve_names else question
+        if history and self.settings.compare and asks_across(text):
+            # "which of the sites give my details to employers?" asks something new of every site;
+            # "do any of them charge for that?" or "what about the others?" still asks the earlier question.
+            if not refers_back(text) and len(set(tokenize(without_across_words(text))) - _GENERIC) > 0:
+                return text
         if history and (len(set(tokenize(text)) - _GENERIC) <= 2 or _FOLLOW_UP.search(text)):
             previous = history[-1]
-            text = f"{strip_names(previous, resolve_policies(previous, self.patterns)[1])} {text}"
+            if self.settings.compare:  # the previous question read in its own context ("can I turn them off?" → cookies)
+                context = self.query_text(previous, resolve_policies(previous, self.patterns)[1], history[:-1])
+            else:
+                context = strip_names(previous, resolve_policies(previous, self.patterns)[1])
+            text = f"{context} {text}"
         return text
 
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         question = clean_question(question)
-        history = [clean_question(h) for h in (history or []) if isinstance(h, str) and h.strip()]
-        k = max(1, min(int(k or self.settings.k), 20))
-        scope, spans = self.scope(question, policy, history)
+        if history is not None and not (isinstance(history, (list, tuple)) and all(isinstance(h, str) for h in history)):
+            raise QuestionError("the history must be a list of earlier questions (text)")
+        history = [clean_question(h) for h in (history or [])[-MAX_HISTORY:] if h.strip()]
+        k = self.settings.k if k is None else k
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise QuestionError(f"k (the number of citations) must be 1-{MAX_K}, not {k!r}")
+        k = int(k)
+        scope, spans, reason = self.scope(question, policy, history)
         if self.settings.multilingual and is_japanese(question):
-            return self._ask_japanese(question, history, k, scope, spans, bool(policy or spans), t0)
+            return self._ask_japanese(question, history, k, scope, spans, bool(policy or spans), reason, t0)
         query = self.query_text(question, spans, history)
+        # Off-topic questions ("weather in Osaka?") are not asked of each site: one plain "does not say".
+        comparing = (self.settings.compare and policy is None and len(scope or self.index.policies) > 1
+                     and not (self.settings.off_topic_check and not scope and not about_the_policies(query)))
+        if comparing and tokenize(without_across_words(query)):
+            query = without_across_words(query)  # "which of these sites" says where to look, not what is asked
         expansion = expand(query)
         tokens = tokenize(query)
         lexical_tokens = tokens + tokenize(expansion) if self.settings.expand_lexical else tokens
         t1 = time.perf_counter()
         vector = self.encoder.encode([f"{query} {expansion}" if self.settings.expand_dense and expansion else query], kind="query")[0]
         t2 = time.perf_counter()
+        searched = scope or list(self.index.policies)
+        if comparing:
+            return self._compare(question, query, vector, lexical_tokens, scope, searched, k, reason, (t0, t1, t2))
         hits = self._hits(vector, lexical_tokens, scope, k)
         t3 = time.perf_counter()
         citations, evidence = self._citations(hits, vector, set(lexical_tokens))
-        searched = scope or list(self.index.policies)
-        covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC)
-        settings = self.settings
-        off_topic = settings.off_topic_check and not scope and not about_the_policies(query)
-        abstained = (
-            not citations
-            or off_topic
-            or covered < settings.min_coverage_always
-            or (covered < settings.min_coverage and evidence < settings.strong_evidence)
-        )
+        off_topic = self.settings.off_topic_check and not scope and not about_the_policies(query)
+        abstained = not citations or self._abstains(query, searched, evidence, off_topic)
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
+        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
+
+    def _answer(self, question: str, text: str, abstained: bool, scope: list[str], citations: list[Citation],
+                clock: tuple[float, float, float, float], reason: str, by_policy: list[SiteRow] | None = None) -> Answer:
+        """The Answer, timed: `clock` holds the start, and the ends of resolving, encoding and retrieving."""
+        t0, t1, t2, t3 = clock
         t4 = time.perf_counter()
         timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
         return Answer(
             question=question,
-            answer=answer_text,
+            answer=text,
             abstained=abstained,
             policies=scope or sorted(self.index.policies),
             citations=citations,
             timings_ms={name: 1000 * v for name, v in timings.items()},
+            by_policy=list(by_policy or []),
+            scope_reason=reason,
         )
 
+    def _abstains(self, query: str, policy_ids: list[str], evidence: float, off_topic: bool) -> bool:
+        """The calibrated rule: too few of the question's key words in these policies and no sentence
+        close in meaning, or almost none of them at all."""
+        settings = self.settings
+        covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in policy_ids)), _GENERIC)
+        return (
+            off_topic
+            or covered < settings.min_coverage_always
+            or (covered < settings.min_coverage and evidence < settings.strong_evidence)
+        )
+
+    def _compare(self, question: str, query: str, vector: np.ndarray, tokens: list[str], scope: list[str],
+                 searched: list[str], k: int, reason: str, clock: tuple[float, float, float]) -> Answer:
+        """One row per site in scope: its best clause (and a second one as close in score as a
+        single-site answer would quote), or "does not say" with the closest clause still cited."""
+        t0, t1, t2 = clock
+        settings, retrieval = self.settings, self.settings.retrieval
+        shown = list(searched)
+        if len(searched) > settings.max_sites:  # the sites whose clauses rank best, up to the limit
+            pool = retrieve(self.index, vector, tokens, scope or None, 4 * settings.max_sites, retrieval)
+            ranked = list(dict.fromkeys(h.passage.policy_id for h in pool))
+            shown = (ranked + [p for p in searched if p not in ranked])[: settings.max_sites]
+        # Each site searched on its own: BM25 is normalised within the site, so a short policy's best
+        # clause is not crowded out by a long one's tenth.
+        hits = {pid: retrieve(self.index, vector, tokens, [pid], 2, retrieval) for pid in shown}
+        shown = [pid for pid in shown if hits[pid]]
+        t3 = time.perf_counter()
+        missing = {pid: set(coverage(query, self.vocabularies[pid], _GENERIC)[1]) for pid in shown}
+        token_set = set(tokens)
+        rows = []
+        for pid in shown:
+            first, *second = hits[pid]
+            (citation,), evidence = self._citations([first], vector, token_set)
+            # Beside the single-site rule: a key word of the question that another site's policy has and
+            # this one lacks, with no sentence of this one close in meaning, means this one does not say.
+            elsewhere = any(word not in missing[other] for word in missing[pid] for other in shown if other != pid)
+            abstained = self._abstains(query, [pid], evidence, False) or (elsewhere and evidence < settings.strong_evidence)
+            close = [h for h in second if not abstained and h.score >= first.score - SECOND_QUOTE_MARGIN]
+            rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set)[0]))
+        # Sites whose policy answers first (best first), then those that do not say.
+        rows.sort(key=lambda r: (r[2], -r[1]))
+        citations: list[Citation] = []
+        site_rows = []
+        for pid, _, abstained, cs in rows:
+            numbered = [replace(c, n=len(citations) + i) for i, c in enumerate(cs, start=1)]
+            citations += numbered
+            site_rows.append(SiteRow(pid, self.index.policies[pid].company, abstained, tuple(c.n for c in numbered)))
+        abstained = all(r.abstained for r in site_rows)
+        answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown))
+        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
+
     def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]],
-                      named: bool, t0: float) -> Answer:
+                      named: bool, reason: str, t0: float) -> Answer:
         """A question in Japanese: the multilingual encoder's vectors for meaning, the glossary's
         English words (qa.japanese.bridge) for the lexical ranker, the highlight and abstention."""
         if self.index.multilingual is None:
@@ -253,12 +343,9 @@ class Engine:
             or (covered < settings.ja_min_coverage and evidence < settings.ja_strong_evidence)
         )
         answer_text = compose_answer_ja(citations, self.index.policies, scope, abstained)
-        t4 = time.perf_counter()
-        timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
-        return Answer(
-            question=question, answer=answer_text, abstained=abstained, policies=scope or sorted(self.index.policies),
-            citations=citations, timings_ms={name: 1000 * v for name, v in timings.items()}, language="ja",
-        )
+        answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
+        answer.language = "ja"
+        return answer
 
     def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int, index: StoredIndex | None = None,
               retrieval: RetrievalSettings | None = None) -> list[Hit]:

@@ -17,8 +17,21 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--no-add-policy", action="store_true",
-                   help='leave out the page\'s "Add a policy" panel (by default visitors can add policies to the index)')
+                   help='leave out the page\'s "Add a policy" panel (on by default on 127.0.0.1 only)')
+    p.add_argument("--allow-add-policy", action="store_true",
+                   help='show "Add a policy" also when --host is not loopback (anyone reaching the page can add policies)')
     add_index_options(p)
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def page_may_add(host: str, allow: bool = False, deny: bool = False) -> bool:
+    """Whether the page shows "Add a policy": on loopback unless turned off; on any other address only
+    when asked for with --allow-add-policy (anyone who can reach the page could add policies)."""
+    if deny:
+        return False
+    return allow or host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -20,21 +21,27 @@ __all__ = ["ADD_WAIT_S", "EngineHolder", "build", "default_index_dir", "index_di
 log = logging.getLogger("policyqa.service")
 Log = Callable[[str], None]
 ADD_WAIT_S = 30.0  # how long a served add waits for another writer (e.g. `policyqa add`) to release the index
+# Answers kept per served index version for the page's APIs: many visitors ask the same few questions,
+# and an answer depends only on (index version, question, policy). Measured (eval/load_test.py, 100
+# users): the engine's ~7 ms a question is most of what the JSON endpoint costs.
+ANSWER_CACHE = 2048
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build(corpus: Path, out: Path, model: str, progress: bool = True, log: Log = _stderr) -> dict:
-    """Build the index at `out` from the policies in `corpus`, under the index lock (never two writers)."""
+def build(corpus: Path, out: Path, model: str, progress: bool = True, log: Log = _stderr, replace: bool = False) -> dict:
+    """Build the index at `out` from the policies in `corpus`, under the index lock (never two writers).
+    Refuses to drop policies the corpus lacks, or versions whose CURRENT was lost, unless `replace`."""
     from index.build import build_index
     from index.corpus import load_corpus
     from index.embed import Encoder
-    from index.library import index_lock
+    from index.library import check_rebuild, index_lock
 
     policies = load_corpus(corpus)
     with index_lock(out, log=log):
+        check_rebuild(out, policies, replace)  # nothing lost unless asked
         return build_index(policies, out, Encoder(model), progress=progress)
 
 
@@ -82,6 +89,28 @@ class EngineHolder:
         self._build_encoder = build_encoder
         self._lock = threading.Lock()  # one add at a time in this process; index_lock covers other processes
         self._unreadable: Path | None = None  # a live version that failed to load (not retried)
+        self._answers: OrderedDict = OrderedDict()  # (engine, question, policy) -> Answer.to_dict(), most recent last
+        self._answers_lock = threading.Lock()
+
+    def answer(self, question, policy: str | None = None) -> dict:
+        """`policyqa ask --json`'s object for a question, from the engine `current()` serves; an answer
+        already given by that engine is given again without asking (its timings are the first ask's).
+        Raises UsageError (QuestionError) like Engine.ask."""
+        engine = self.current()
+        key = (id(engine), question, policy) if isinstance(question, str) and (policy is None or isinstance(policy, str)) else None
+        if key is not None:
+            with self._answers_lock:
+                hit = self._answers.get(key)
+                if hit is not None and hit[0] is engine:
+                    self._answers.move_to_end(key)
+                    return hit[1]
+        result = engine.ask(question, policy=policy).to_dict()
+        if key is not None:
+            with self._answers_lock:
+                self._answers[key] = (engine, result)  # the engine kept alongside: its id is never reused meanwhile
+                while len(self._answers) > ANSWER_CACHE:
+                    self._answers.popitem(last=False)
+        return result
 
     def build_encoder(self):
         """An encoder of the index's model to embed new passages: the engine's own, unless that one is
@@ -102,12 +131,13 @@ class EngineHolder:
 
         with self._lock:
             encoder = self.build_encoder()
+            # origin "page": the page adds new policies and replaces only those the page added.
             if path is not None:
                 report = add_file(self.index_dir, path, policy_id=policy_id, company=company, encoder=encoder,
-                                  wait=self.wait)
+                                  wait=self.wait, origin="page")
             else:
                 report = add_text(self.index_dir, text, company=company, policy_id=policy_id, encoder=encoder,
-                                  wait=self.wait)
+                                  wait=self.wait, origin="page")
             served = self.engine.index.policies
             # Re-read also when nothing changed but the policy is not served (added by `policyqa add` meanwhile).
             if report.changed or any(c.id not in served for c in report.changes):
@@ -117,16 +147,25 @@ class EngineHolder:
     def reload(self) -> None:
         old = self.engine
         self.engine = Engine(read_index(self.index_dir), old.encoder, old.settings)
+        with self._answers_lock:
+            self._answers.clear()  # answers of the old version must not be served for the new one
 
     def current(self) -> Engine:
         """The engine to answer with. When the index's live version is no longer the one served (a
         `policyqa add` or `remove` from the shell), it is read first, so it is served without a
         restart; one that cannot be read is logged once and the version in memory goes on serving."""
-        live = live_version(self.index_dir)  # one small file read per question
+        try:
+            live = live_version(self.index_dir)  # one small file read per question
+        except IndexLoadError:  # CURRENT damaged or lost meanwhile: `policyqa index repair` fixes it
+            live = None
         if live is None or live == self.engine.index.path or live == self._unreadable:
             return self.engine
         with self._lock:
-            if live_version(self.index_dir) != self.engine.index.path:
+            try:
+                changed = live_version(self.index_dir) != self.engine.index.path
+            except IndexLoadError:
+                changed = False
+            if changed:
                 try:
                     self.reload()
                 except IndexLoadError as e:

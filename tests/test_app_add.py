@@ -129,8 +129,8 @@ def _write(tmp_path, name, data):
     ("unknown extension", "cannot read .docx files"),
     ("too large", "over the 20 MB limit"),
     ("no text", "blank.html has no policy text"),
-    ("id of another company", "already belongs to 'JapanWork"),
-    ("id of another company", "add it beside it with Id japanwork-2"),
+    ("id of another company", "the id 'japanwork' belongs to 'JapanWork, Inc.', which this page cannot replace"),
+    ("id of another company", "add your policy under another Id"),
     ("bad id", "is not usable"),
 ])
 def test_refused_add_leaves_the_index_unchanged(holder, served_index, tmp_path, case, words):

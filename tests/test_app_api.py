@@ -31,7 +31,8 @@ def test_only_ask_is_public(client):
 def test_ask_returns_the_cli_json(client, engine):
     got = client.predict(QUESTION, api_name="/ask")
     want = engine.ask(QUESTION).to_dict()  # what `policyqa ask --json` prints
-    assert set(got) == set(want) == {"question", "answer", "abstained", "policies", "citations", "timings_ms", "language"}
+    assert set(got) == set(want) == {"question", "answer", "abstained", "policies", "citations", "timings_ms",
+                                     "by_policy", "scope_reason", "language"}
     assert got["language"] == "en"
     assert _without_timings(got) == _without_timings(want)
     assert set(got["timings_ms"]) >= {"encode", "retrieve", "total"}
@@ -43,6 +44,14 @@ def test_ask_returns_the_cli_json(client, engine):
     assert text[first["start"]:first["end"]] == first["text"]
     assert text[first["highlight_start"]:first["highlight_end"]] == first["highlight"]
     assert f"[{first['n']}]" in got["answer"]
+    assert got["by_policy"] == []  # one site named: no rows
+
+
+def test_ask_across_sites_returns_one_row_per_site(client, engine):
+    got = client.predict("which of these sites let me delete my data?", api_name="/ask")
+    assert [r["policy_id"] for r in got["by_policy"]] == [r.policy_id for r in engine.ask("which of these sites let me delete my data?").by_policy]
+    assert {r["policy_id"] for r in got["by_policy"]} == set(engine.index.policies)
+    assert {n for r in got["by_policy"] for n in r["citations"]} == {c["n"] for c in got["citations"]}
 
 
 def test_policy_id_restricts(client):

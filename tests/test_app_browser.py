@@ -236,6 +236,63 @@ def test_phone_width_errors_and_keyboard(page, engine):
     assert re.search(r"at most 2,000 characters", last_bot_text(page))
 
 
+def test_compare_across_sites_at_desktop_and_phone_width(page, engine):
+    """A question across sites: a real table (site | what the policy says | [n]) above the cards, which are
+    grouped by site; its rows stack at phone width; a follow-up narrows to one site, another widens again."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    question = "which sites use Google Analytics?"
+    ask(page, question, 1)
+    want = engine.ask(question)
+    table = page.locator('.pq-sources[data-turn="1"] table.pq-compare')
+    assert table.is_visible()
+    rows = table.locator("tbody tr")
+    assert rows.count() == len(want.by_policy) == 5
+    by_n = {c.n: c for c in want.citations}
+    for i, r in enumerate(want.by_policy):
+        text = _norm(rows.nth(i).inner_text())
+        assert _norm(rows.nth(i).locator("th").inner_text()) in _norm(engine.index.policies[r.policy_id].aliases[0])
+        if r.abstained:
+            assert "Does not say." in text and _norm(by_n[r.citations[0]].section) in text
+        else:
+            assert _norm(by_n[r.citations[0]].highlight) in text
+        assert all(f"[{n}]" in text for n in r.citations)
+    assert sum(r.abstained for r in want.by_policy) >= 3
+    # Desktop: a table, side by side; the table sits above the cards, which are grouped by site.
+    assert rows.first.evaluate("e => getComputedStyle(e).display") == "table-row"
+    groups = page.locator('.pq-sources[data-turn="1"] .pq-site')
+    assert groups.count() == 5
+    assert table.bounding_box()["y"] < groups.first.bounding_box()["y"]
+    for i, r in enumerate(want.by_policy):
+        cards = groups.nth(i).locator(".pq-card")
+        assert cards.count() == len(r.citations)
+        assert "does not say" in groups.nth(i).locator("h3").inner_text() if r.abstained else "quoted" in groups.nth(i).locator("h3").inner_text()
+    assert "every site" in page.locator(".pq-scope").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-across-sites-desktop.png"), full_page=True)
+
+    # Phone: each row stacks (site, then what it says, then its [n]), nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert rows.first.evaluate("e => getComputedStyle(e).display") == "block"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    th, says = rows.first.locator("th").bounding_box(), rows.first.locator("td").first.bounding_box()
+    assert says["y"] >= th["y"] + th["height"] - 1, "the row's cells are not stacked"
+    # The [n] of a silent site opens its closest clause in the full policy.
+    silent = next(i for i, r in enumerate(want.by_policy) if r.abstained)
+    rows.nth(silent).locator("button").first.click()
+    page.locator(".pq-viewer").wait_for(state="visible")
+    pid = want.by_policy[silent].policy_id
+    assert page.locator(f'.pq-policy[data-policy="{pid}"]').is_visible()
+    page.screenshot(path=str(ARTIFACTS / "app-across-sites-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+    # Follow-ups: one site narrows (no table), "the others" widens to every site again.
+    ask(page, "what about JACCES?", 2)
+    assert page.locator('.pq-sources[data-turn="2"] table.pq-compare').count() == 0
+    companies = page.locator('.pq-sources[data-turn="2"] .pq-card .pq-company').all_inner_texts()
+    assert companies and all("JACCES" in c for c in companies)
+    ask(page, "which of these sites give my details to employers?", 3)
+    assert page.locator('.pq-sources[data-turn="3"] table.pq-compare tbody tr').count() == 5
+
+
 @pytest.fixture
 def add_page(browser, served_index, encoder, launch):
     """The page over its own copy of the index (`served_index`), so adding to it touches no other test."""

@@ -103,19 +103,53 @@ def test_japanese_unaddressed_says_so_in_japanese(engine):
 
 
 def test_compare_table_over_several_policies(engine):
-    _, sources, _ = ask(engine, "which of these sites share my data with employers?")
-    answer = engine.ask("which of these sites share my data with employers?").to_dict()
-    companies = {c["policy_id"] for c in answer["citations"]}
-    assert len(companies) > 1 and not answer["abstained"]
+    question = "which sites use Google Analytics?"
+    _, sources, _ = ask(engine, question)
+    answer = engine.ask(question).to_dict()
+    rows = answer["by_policy"]
+    assert len(rows) == 5 and not answer["abstained"]
     table = re.search(r'<table class="pq-compare">.*?</table>', sources, re.S).group(0)
-    assert table.count("<tr>") == len(companies) + 1
-    seen = set()
-    for c in answer["citations"]:
-        if c["policy_id"] in seen:
-            continue
-        seen.add(c["policy_id"])
-        assert app.esc_html(" ".join(c["highlight"].split())) in table
-        assert f'data-pq-cite="1-{c["n"]}"' in table
+    assert table.count("<tr") == len(rows) + 1  # a header and one row per site
+    by_n = {c["n"]: c for c in answer["citations"]}
+    for r in rows:
+        row = re.search(rf'<tr class="[^"]+" data-policy="{r["policy_id"]}">.*?</tr>', table, re.S).group(0)
+        if r["abstained"]:
+            assert "Does not say." in row and app.esc_html(by_n[r["citations"][0]]["section"]) in row
+        else:
+            assert app.esc_html(" ".join(by_n[r["citations"][0]]["highlight"].split())) in row
+        assert all(f'data-pq-cite="1-{n}"' in row for n in r["citations"])
+    assert sum("Does not say." in x for x in re.findall(r"<tr.*?</tr>", table, re.S)) == sum(r["abstained"] for r in rows)
+    # the cards are grouped by site, in the table's order, each group holding that site's citations
+    groups = re.findall(r'<section class="pq-site" data-policy="([^"]+)".*?</section>', sources, re.S)
+    assert groups == [r["policy_id"] for r in rows]
+    for r in rows:
+        group = re.search(rf'<section class="pq-site" data-policy="{r["policy_id"]}".*?</section>', sources, re.S).group(0)
+        assert re.findall(r'id="pq-card-1-(\d+)"', group) == [str(n) for n in r["citations"]]
+    assert "every site" in sources  # why every site was searched
+
+
+def test_compare_table_escapes_policy_text(engine):
+    from index.types import Answer, Citation, SiteRow
+
+    def cite(n, pid, text):
+        return Citation(n, pid, pid, "<b>Clause</b>", text, 0, len(text), text, 0, len(text), 0.5)
+
+    answer = Answer("q", "a", False, ["japanwork", "jacces"], [cite(1, "japanwork", ATTACK), cite(2, "jacces", "x")],
+                    by_policy=[SiteRow("japanwork", "JapanWork, Inc.", False, (1,)), SiteRow("jacces", "JACCES", True, (2,))])
+    html = app.sources_html(app.Turn(1, answer, engine.index.policies, "every site"))
+    table = re.search(r'<table class="pq-compare">.*?</table>', html, re.S).group(0)
+    assert "<img" not in table and "<script" not in table and "<b>" not in html.replace("<blockquote", "")
+    assert app.esc_html(" ".join(ATTACK.split())) in table and "&lt;b&gt;Clause&lt;/b&gt;" in table
+
+
+def test_follow_up_says_why_the_sites_were_searched(engine):
+    _, _, session = ask(engine, "Does JapanWork use Google Analytics?")
+    _, sources, session = ask(engine, "which of the sites give my details to employers?", session=session)
+    assert "all 5 policies (every site: your question asks across sites)" in sources
+    _, sources, session = ask(engine, "what about en Japan?", session=session)
+    assert "en Japan (named in your question)" in sources and "pq-compare" not in sources
+    _, sources, _ = ask(engine, "and JapanWork?", session=session)
+    assert "added to the sites asked about before" in sources and 'data-policy="japanwork"' in sources
 
 
 def test_abstained_says_so_and_shows_closest(engine):
