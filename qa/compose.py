@@ -21,34 +21,71 @@ def _quote(text: str) -> str:
 SECOND_QUOTE_MARGIN = 0.15  # a second clause this close in score to the first is quoted too
 
 
-def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope: list[str], abstained: bool) -> str:
-    """Answer text with [n] markers. `scope` is the policies the question was resolved to."""
+# The answer's own words, by the question's language; the quotes stay verbatim English in both (they
+# are the evidence: a translation would say more, or less, than the clause does).
+PHRASES = {
+    "en": {
+        "sep": ", ", "all": "any indexed",
+        "no_text": "No policy text could be searched for this question (policies: {names}).",
+        "abstain_one": "The {name} policy does not say anything that answers this.",
+        "abstain_many": "The policies do not say anything that answers this.",
+        "abstain_tail": " The closest clauses are shown for you to check {marks}.",
+        "first": "{display}, {section}: {quote} [{n}]",
+        "also": "It also says, in {section}: {quote} [{n}]",
+        "see_also": "See also {refs}.",
+        "each": "What each policy says:",
+        "item": "{display}, {section}: {quote} [{n}]",
+    },
+    "ja": {
+        "sep": "、", "all": "登録されているすべてのポリシー",
+        "no_text": "この質問で検索できるポリシーの本文がありませんでした（対象: {names}）。",
+        "abstain_one": "{name}のポリシーには、この質問に答える記載がありません。",
+        "abstain_many": "これらのポリシーには、この質問に答える記載がありません。",
+        "abstain_tail": "近い条項を示しますので、ご自身でも確かめてください {marks}。",
+        "first": "{name}のプライバシーポリシーには次のように書かれています（{section}）:\n{quote} [{n}]",
+        "also": "また、{section}には次のようにあります: {quote} [{n}]",
+        "see_also": "関連する条項: {refs}",
+        "each": "各ポリシーの記載:",
+        "item": "{display}（{section}）: {quote} [{n}]",
+    },
+}
+
+
+def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope: list[str], abstained: bool,
+                   language: str = "en") -> str:
+    """Answer text with [n] markers. `scope` is the policies the question was resolved to; `language`
+    ("en" or "ja") is the language of the answer's own words."""
+    say = PHRASES[language]
     if not citations:
-        names = ", ".join(short_name(policies[p]) for p in scope) if scope else "any indexed"
-        return f"No policy text could be searched for this question (policies: {names})."
+        names = say["sep"].join(short_name(policies[p]) for p in scope) if scope else say["all"]
+        return say["no_text"].format(names=names)
     if abstained:
         marks = "".join(f"[{c.n}]" for c in citations)
         if len(scope) == 1:
-            lead = f"The {short_name(policies[scope[0]])} policy does not say anything that answers this."
+            lead = say["abstain_one"].format(name=short_name(policies[scope[0]]))
         else:
-            lead = "The policies do not say anything that answers this."
-        return f"{lead} The closest clauses are shown for you to check {marks}."
+            lead = say["abstain_many"]
+        return lead + say["abstain_tail"].format(marks=marks)
     by_policy: dict[str, list[Citation]] = {}
     for c in citations:
         by_policy.setdefault(c.policy_id, []).append(c)
-    lines = []
-    for policy_id, cs in by_policy.items():
-        top = cs[0]
-        lines.append(f"{display_name(policies[policy_id])}, {top.section}: {_quote(top.highlight)} [{top.n}]")
+
+    def line(key: str, c: Citation) -> str:
+        policy = policies[c.policy_id]
+        return say[key].format(display=display_name(policy), name=short_name(policy), section=c.section,
+                               quote=_quote(c.highlight), n=c.n)
+
     if len(by_policy) == 1:
-        rest = [c for c in citations[1:] if c.policy_id == citations[0].policy_id]
-        if rest and rest[0].score >= citations[0].score - SECOND_QUOTE_MARGIN and rest[0].highlight != citations[0].highlight:
-            lines.append(f"It also says, in {rest[0].section}: {_quote(rest[0].highlight)} [{rest[0].n}]")
+        first = citations[0]
+        lines = [line("first", first)]
+        rest = [c for c in citations[1:] if c.policy_id == first.policy_id]
+        if rest and rest[0].score >= first.score - SECOND_QUOTE_MARGIN and rest[0].highlight != first.highlight:
+            lines.append(line("also", rest[0]))
             rest = rest[1:]
         if rest:
-            lines.append("See also " + ", ".join(f"{c.section} [{c.n}]" for c in rest) + ".")
+            lines.append(say["see_also"].format(refs=say["sep"].join(f"{c.section} [{c.n}]" for c in rest)))
         return "\n".join(lines)
-    return "What each policy says:\n" + "\n".join(f"• {line}" for line in lines)
+    return say["each"] + "\n" + "\n".join(f"• {line('item', cs[0])}" for cs in by_policy.values())
 
 
 def compose_comparison(citations: list[Citation], rows: list, policies: dict[str, Policy], unshown: int = 0) -> str:

@@ -19,7 +19,6 @@ from index.store import StoredIndex, read_index
 from index.types import Answer, Citation, Hit, SiteRow
 from qa.abstain import about_the_policies, common_words, coverage, policy_vocabularies
 from qa.compose import SECOND_QUOTE_MARGIN, compose_answer, compose_comparison
-from qa.compose_ja import compose_answer_ja
 from qa.expand import expand
 from qa.highlight import highlight_span
 from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese, unknown_words
@@ -342,7 +341,7 @@ class Engine:
             or evidence < settings.ja_min_evidence
             or (covered < settings.ja_min_coverage and evidence < settings.ja_strong_evidence)
         )
-        answer_text = compose_answer_ja(citations, self.index.policies, scope, abstained)
+        answer_text = compose_answer(citations, self.index.policies, scope, abstained, language="ja")
         answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
         answer.language = "ja"
         return answer
