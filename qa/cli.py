@@ -27,7 +27,8 @@ def _print_answer(answer, policies: dict | None = None) -> None:
         from qa.compare import comparison_rows, not_shown, text_table
 
         print(answer.answer.splitlines()[0])
-        print(text_table(comparison_rows(answer, policies or {}), width=min(shutil.get_terminal_size((100, 24)).columns, 140)))
+        print(text_table(comparison_rows(answer, policies or {}), width=min(shutil.get_terminal_size((100, 24)).columns, 140),
+                         language=answer.language))
         if not_shown(answer):
             print(answer.answer.splitlines()[-1])
     else:

@@ -9,6 +9,15 @@ from index.types import Answer, Policy
 from qa.compose import short_name
 
 
+# The table's own words follow the question's language (Answer.language); the quotes stay English.
+WORDS = {
+    "en": {"site": "Site", "says": "What the policy says", "source": "Source", "silent": "Does not say.",
+           "closest": " (closest: {section})", "untitled": "an untitled clause"},
+    "ja": {"site": "サイト", "says": "ポリシーの記載（原文）", "source": "出典", "silent": "記載なし。",
+           "closest": "（最も近い条項: {section}）", "untitled": "見出しのない条項"},
+}
+
+
 @dataclass(frozen=True)
 class ComparisonRow:
     policy_id: str
@@ -21,14 +30,15 @@ class ComparisonRow:
 def comparison_rows(answer: Answer, policies: dict[str, Policy]) -> list[ComparisonRow]:
     """The rows of an answer across sites (none for an answer about one site)."""
     by_n = {c.n: c for c in answer.citations}
+    words = WORDS.get(answer.language, WORDS["en"])
     rows = []
     for row in answer.by_policy:
         policy = policies.get(row.policy_id)
         site = short_name(policy) if policy else row.company or row.policy_id
         top = by_n.get(row.citations[0]) if row.citations else None
         if row.abstained or top is None:
-            closest = f" (closest: {top.section or 'an untitled clause'})" if top is not None else ""
-            says = f"Does not say.{closest}"
+            closest = words["closest"].format(section=top.section or words["untitled"]) if top is not None else ""
+            says = words["silent"] + closest
         else:
             says = "“" + " ".join(top.highlight.split()) + "”"
         rows.append(ComparisonRow(row.policy_id, site, says, row.abstained, tuple(row.citations)))
@@ -60,13 +70,14 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines + [line]
 
 
-def text_table(rows: list[ComparisonRow], width: int = 100) -> str:
+def text_table(rows: list[ComparisonRow], width: int = 100, language: str = "en") -> str:
     """site | what the policy says | [n], the middle column wrapped to fit `width` terminal columns."""
+    words = WORDS.get(language, WORDS["en"])
     site_w = min(max([_cells(r.site) for r in rows] + [4]), 30)
     refs = [" ".join(f"[{n}]" for n in r.numbers) for r in rows]
     ref_w = max([len(x) for x in refs] + [6])
     says_w = max(30, width - site_w - ref_w - 6)
-    lines = [f"{_pad('Site', site_w)} | {_pad('What the policy says', says_w)} | Source",
+    lines = [f"{_pad(words['site'], site_w)} | {_pad(words['says'], says_w)} | {words['source']}",
              f"{'-' * site_w}-+-{'-' * says_w}-+-{'-' * ref_w}"]
     for row, ref in zip(rows, refs):
         site_lines = _wrap(row.site, site_w)

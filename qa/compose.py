@@ -35,6 +35,10 @@ PHRASES = {
         "see_also": "See also {refs}.",
         "each": "What each policy says:",
         "item": "{display}, {section}: {quote} [{n}]",
+        "row_silent": "{display}: does not say (closest: {section} [{n}])", "untitled": "an untitled clause",
+        "none_say": "None of the {sites} policies says anything that answers this. The closest clause of each is shown for you to check:",
+        "some_say": "What each policy says ({answered} of {sites} address this):",
+        "unshown": "… and {unshown} more {policies} not shown (ask about one by name).",
     },
     "ja": {
         "sep": "、", "all": "登録されているすべてのポリシー",
@@ -47,6 +51,10 @@ PHRASES = {
         "see_also": "関連する条項: {refs}",
         "each": "各ポリシーの記載:",
         "item": "{display}（{section}）: {quote} [{n}]",
+        "row_silent": "{display}: 記載なし（最も近い条項: {section} [{n}]）", "untitled": "見出しのない条項",
+        "none_say": "{sites}件のどのポリシーにも、この質問に答える記載がありません。各ポリシーの最も近い条項を示しますので、ご自身でも確かめてください:",
+        "some_say": "各ポリシーの記載（{sites}件中{answered}件に記載あり）:",
+        "unshown": "…ほか{unshown}件のポリシーは表示していません（名前を挙げて質問してください）。",
     },
 }
 
@@ -88,27 +96,28 @@ def compose_answer(citations: list[Citation], policies: dict[str, Policy], scope
     return say["each"] + "\n" + "\n".join(f"• {line('item', cs[0])}" for cs in by_policy.values())
 
 
-def compose_comparison(citations: list[Citation], rows: list, policies: dict[str, Policy], unshown: int = 0) -> str:
+def compose_comparison(citations: list[Citation], rows: list, policies: dict[str, Policy], unshown: int = 0,
+                       language: str = "en") -> str:
     """Answer across sites: one line per site (`rows`: index.types.SiteRow), its quoted sentence or
     that its policy does not say, and how many sites in scope were left out."""
+    say = PHRASES[language]
     by_n = {c.n: c for c in citations}
     answered = [r for r in rows if not r.abstained]
     lines = []
     for row in rows:
         top = by_n[row.citations[0]]
-        name = display_name(policies[row.policy_id])
+        display = display_name(policies[row.policy_id])
         if row.abstained:
-            lines.append(f"{name}: does not say (closest: {top.section or 'an untitled clause'} [{top.n}])")
+            lines.append(say["row_silent"].format(display=display, section=top.section or say["untitled"], n=top.n))
         else:
-            lines.append(f"{name}, {top.section}: {_quote(top.highlight)} [{top.n}]")
+            lines.append(say["item"].format(display=display, section=top.section, quote=_quote(top.highlight), n=top.n))
     if not answered:
-        lead = (f"None of the {len(rows)} policies says anything that answers this. "
-                "The closest clause of each is shown for you to check:")
+        lead = say["none_say"].format(sites=len(rows))
     elif len(answered) == len(rows):
-        lead = "What each policy says:"
+        lead = say["each"]
     else:
-        lead = f"What each policy says ({len(answered)} of {len(rows)} address this):"
+        lead = say["some_say"].format(answered=len(answered), sites=len(rows))
     text = lead + "\n" + "\n".join(f"• {line}" for line in lines)
     if unshown:
-        text += f"\n… and {unshown} more {'policy' if unshown == 1 else 'policies'} not shown (ask about one by name)."
+        text += "\n" + say["unshown"].format(unshown=unshown, policies="policy" if unshown == 1 else "policies")
     return text

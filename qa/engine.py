@@ -213,7 +213,7 @@ class Engine:
         k = int(k)
         scope, spans, reason = self.scope(question, policy, history)
         if self.settings.multilingual and is_japanese(question):
-            return self._ask_japanese(question, history, k, scope, spans, bool(policy or spans), reason, t0)
+            return self._ask_japanese(question, history, k, scope, spans, policy, reason, t0)
         query = self.query_text(question, spans, history)
         # Off-topic questions ("weather in Osaka?") are not asked of each site: one plain "does not say".
         comparing = (self.settings.compare and policy is None and len(scope or self.index.policies) > 1
@@ -265,34 +265,57 @@ class Engine:
             or (covered < settings.min_coverage and evidence < settings.strong_evidence)
         )
 
+    def _abstains_ja(self, query: str, policy_ids: list[str], evidence: float, off_topic: bool) -> bool:
+        """The calibrated rule for a Japanese question: its glossary terms stand for its key words, and
+        the multilingual encoder's best-sentence similarity for the evidence (thresholds chosen on ja_dev)."""
+        settings = self.settings
+        vocabulary = frozenset().union(*(self.vocabularies[p] for p in policy_ids))
+        covered, _ = coverage_ja(query, vocabulary, _GENERIC | common_words())
+        return (
+            off_topic
+            or covered < settings.min_coverage_always
+            or evidence < settings.ja_min_evidence
+            or (covered < settings.ja_min_coverage and evidence < settings.ja_strong_evidence)
+        )
+
     def _compare(self, question: str, query: str, vector: np.ndarray, tokens: list[str], scope: list[str],
-                 searched: list[str], k: int, reason: str, clock: tuple[float, float, float]) -> Answer:
+                 searched: list[str], k: int, reason: str, clock: tuple[float, float, float],
+                 view: StoredIndex | None = None, language: str = "en") -> Answer:
         """One row per site in scope: its best clause (and a second one as close in score as a
-        single-site answer would quote), or "does not say" with the closest clause still cited."""
+        single-site answer would quote), or "does not say" with the closest clause still cited.
+        A Japanese question (`language` "ja") searches `view`, the index with its multilingual vectors."""
         t0, t1, t2 = clock
-        settings, retrieval = self.settings, self.settings.retrieval
+        settings = self.settings
+        japanese = language == "ja"
+        index = view or self.index
+        retrieval = settings.ja_retrieval if japanese else settings.retrieval
+        strong = settings.ja_strong_evidence if japanese else settings.strong_evidence
         shown = list(searched)
         if len(searched) > settings.max_sites:  # the sites whose clauses rank best, up to the limit
-            pool = retrieve(self.index, vector, tokens, scope or None, 4 * settings.max_sites, retrieval)
+            pool = retrieve(index, vector, tokens, scope or None, 4 * settings.max_sites, retrieval)
             ranked = list(dict.fromkeys(h.passage.policy_id for h in pool))
             shown = (ranked + [p for p in searched if p not in ranked])[: settings.max_sites]
         # Each site searched on its own: BM25 is normalised within the site, so a short policy's best
         # clause is not crowded out by a long one's tenth.
-        hits = {pid: retrieve(self.index, vector, tokens, [pid], 2, retrieval) for pid in shown}
+        hits = {pid: retrieve(index, vector, tokens, [pid], 2, retrieval) for pid in shown}
         shown = [pid for pid in shown if hits[pid]]
         t3 = time.perf_counter()
-        missing = {pid: set(coverage(query, self.vocabularies[pid], _GENERIC)[1]) for pid in shown}
+        if japanese:
+            missing = {pid: set(coverage_ja(query, self.vocabularies[pid], _GENERIC | common_words())[1]) for pid in shown}
+        else:
+            missing = {pid: set(coverage(query, self.vocabularies[pid], _GENERIC)[1]) for pid in shown}
+        abstains = self._abstains_ja if japanese else self._abstains
         token_set = set(tokens)
         rows = []
         for pid in shown:
             first, *second = hits[pid]
-            (citation,), evidence = self._citations([first], vector, token_set)
+            (citation,), evidence = self._citations([first], vector, token_set, view)
             # Beside the single-site rule: a key word of the question that another site's policy has and
             # this one lacks, with no sentence of this one close in meaning, means this one does not say.
             elsewhere = any(word not in missing[other] for word in missing[pid] for other in shown if other != pid)
-            abstained = self._abstains(query, [pid], evidence, False) or (elsewhere and evidence < settings.strong_evidence)
+            abstained = abstains(query, [pid], evidence, False) or (elsewhere and evidence < strong)
             close = [h for h in second if not abstained and h.score >= first.score - SECOND_QUOTE_MARGIN]
-            rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set)[0]))
+            rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set, view)[0]))
         # Sites whose policy answers first (best first), then those that do not say.
         rows.sort(key=lambda r: (r[2], -r[1]))
         citations: list[Citation] = []
@@ -302,11 +325,13 @@ class Engine:
             citations += numbered
             site_rows.append(SiteRow(pid, self.index.policies[pid].company, abstained, tuple(c.n for c in numbered)))
         abstained = all(r.abstained for r in site_rows)
-        answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown))
-        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
+        answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown), language)
+        answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
+        answer.language = language
+        return answer
 
     def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]],
-                      named: bool, reason: str, t0: float) -> Answer:
+                      policy: str | None, reason: str, t0: float) -> Answer:
         """A question in Japanese: the multilingual encoder's vectors for meaning, the glossary's
         English words (qa.japanese.bridge) for the lexical ranker, the highlight and abstention."""
         if self.index.multilingual is None:
@@ -325,22 +350,19 @@ class Engine:
         t1 = time.perf_counter()
         vector = encoder.encode([f"{query} {english}".strip()], kind="query")[0]
         t2 = time.perf_counter()
-        hits = self._hits(vector, tokens, scope, k, view, self.settings.ja_retrieval)
-        t3 = time.perf_counter()
-        citations, evidence = self._citations(hits, vector, set(tokens), view)
         searched = scope or list(self.index.policies)
-        covered, _ = coverage_ja(query, frozenset().union(*(self.vocabularies[p] for p in searched)), _GENERIC | common_words())
         settings = self.settings
         # Unlike English, a site taken from the history does not spare the check: "明日の東京の天気は？" after a
         # JapanWork question is still off-topic (its words are unknown to the glossary, so coverage cannot say).
+        named = bool(policy or spans)
         off_topic = settings.off_topic_check and not named and not (about_the_policies_ja(query) or about_the_policies(query))
-        abstained = (
-            not citations
-            or off_topic
-            or covered < settings.min_coverage_always
-            or evidence < settings.ja_min_evidence
-            or (covered < settings.ja_min_coverage and evidence < settings.ja_strong_evidence)
-        )
+        if settings.compare and policy is None and len(searched) > 1 and not off_topic:
+            # "どのサイトが私の情報を売りますか？" asks every site, as in English: one row per site.
+            return self._compare(question, query, vector, tokens, scope, searched, k, reason, (t0, t1, t2), view, "ja")
+        hits = self._hits(vector, tokens, scope, k, view, self.settings.ja_retrieval)
+        t3 = time.perf_counter()
+        citations, evidence = self._citations(hits, vector, set(tokens), view)
+        abstained = not citations or self._abstains_ja(query, searched, evidence, off_topic)
         answer_text = compose_answer(citations, self.index.policies, scope, abstained, language="ja")
         answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
         answer.language = "ja"

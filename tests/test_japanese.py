@@ -149,6 +149,24 @@ def test_japanese_off_topic_and_unaddressed_are_refused(engine):
     assert "近い条項を示します" in answer.answer and answer.citations  # the closest clauses are still shown
 
 
+def test_a_japanese_question_across_sites_gets_one_row_per_site(engine):
+    from qa.compare import comparison_rows, text_table
+
+    answer = engine.ask("どのサイトがクッキーを使っていますか？")
+    assert answer.language == "ja" and not answer.abstained
+    assert sorted(r.policy_id for r in answer.by_policy) == sorted(engine.index.policies)  # every site, once
+    assert answer.answer.startswith("各ポリシーの記載")
+    numbers = {c.n for c in answer.citations}
+    assert all(set(r.citations) <= numbers for r in answer.by_policy)  # each row's [n] is a citation
+    cookies = {r.policy_id for r in answer.by_policy if not r.abstained
+               and "cookie" in next(c for c in answer.citations if c.n == r.citations[0]).text.lower()}
+    assert {"japanwork", "en-japan", "jacces"} <= cookies
+    table = text_table(comparison_rows(answer, engine.index.policies), language=answer.language)
+    assert table.startswith("サイト") and "出典" in table.splitlines()[0]
+    # A site named in the question still narrows a Japanese question to that site.
+    assert not engine.ask("JapanWorkはクッキーを使っていますか？").by_policy
+
+
 def test_english_questions_do_not_take_the_japanese_path(engine):
     answer = engine.ask("can JapanWork share my data with partners?")
     assert answer.language == "en" and "JapanWork" in answer.answer and "書かれています" not in answer.answer
