@@ -33,7 +33,9 @@ and `javascript:` links render as inert text. Question text is never logged.
 """
 from __future__ import annotations
 
+import gc
 import html
+import inspect
 import json
 import logging
 import os
@@ -49,6 +51,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
 
+import anyio  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from index.ingest import MAX_BYTES  # noqa: E402
@@ -714,10 +717,24 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     def new_conversation(session):
         return [], sources_html(None), "", _new_session()
 
-    def ask(question: str, policy: str | None = None) -> dict:
+    async def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
-        return api_answer(holder, question, policy)[0]
+        # An answer already given is returned on the event loop; only a new question takes a worker
+        # thread (Gradio runs a plain function in one for every event: a hop that cost more than the
+        # cached answer under 100 users).
+        try:
+            hit = holder.cached(question, policy or None)
+        except Exception:  # whatever it was, the full path below reports it properly
+            hit = None
+        if hit is not None:
+            return hit
+        return (await anyio.to_thread.run_sync(api_answer, holder, question, policy))[0]
+
+    # Real types, not the strings `from __future__ import annotations` leaves: Gradio reads the hints
+    # for every event (typing.get_type_hints), and evaluating strings there was a visible cost.
+    ask.__annotations__ = {"question": str, "policy": str | None, "return": dict}
+    ask.__signature__ = inspect.signature(ask)  # read for every event too (special_args)
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
@@ -860,12 +877,85 @@ def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAU
     demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
 
 
+def _analytics_summary_without_thread_hop() -> None:
+    """Gradio's queue hands `compute_analytics_summary` to a worker thread after every event, though
+    it only recomputes every GRADIO_ANALYTICS_CACHE_FREQUENCY events (for the monitoring page, which is
+    off) and otherwise returns its cached dict at once. Under 100 users that thread hop per event
+    competed with the event loop for the GIL; run the no-op case inline, the real one still in a thread."""
+    import gradio.queueing as queueing
+
+    if getattr(queueing, "run_sync", None) is not anyio.to_thread.run_sync:
+        return  # another Gradio version, or already done
+
+    async def run_sync(fn, *args, **kwargs):
+        queue = getattr(fn, "__self__", None)
+        if (getattr(fn, "__name__", "") == "compute_analytics_summary" and queue is not None
+                and queue.events_recorded - queue.event_count_at_last_cache < queue.ANAYLTICS_CACHE_FREQUENCY):
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args, **kwargs)
+
+    queueing.run_sync = run_sync
+
+
+def _cache_block_signatures(demo: gr.Blocks) -> None:
+    """Gradio builds each new session's copy of the page config (a gradio_client user's first question)
+    by reading `inspect.signature(cls.__init__)` of every component, again and again; that was the
+    largest single cost in the load test's profile. A signature cannot change, so store it on the
+    function (`__signature__`, which `inspect.signature` returns as is)."""
+    for block in list(demo.blocks.values()):
+        for cls in type(block).__mro__:
+            init = cls.__dict__.get("__init__")
+            if inspect.isfunction(init) and "__signature__" not in init.__dict__:
+                try:
+                    init.__signature__ = inspect.signature(init)
+                except (TypeError, ValueError):
+                    pass
+
+
+def _login_check_on_event_loop(app) -> int:
+    """Gradio guards /queue/join and /queue/data (two requests per gradio_client question) with
+    `login_check`, a plain function FastAPI runs in a worker thread for every request, though it only
+    compares values. Run the same function on the event loop: same check, same 401, no thread hop.
+    Returns how many routes were changed."""
+    changed, seen = 0, set()
+
+    def visit_dependant(dependant) -> None:
+        nonlocal changed
+        for sub in getattr(dependant, "dependencies", None) or []:
+            call = getattr(sub, "call", None)
+            if getattr(call, "__name__", "") == "login_check" and not inspect.iscoroutinefunction(call):
+                def on_loop(check):
+                    async def login_check(user: str | None = None):
+                        return check(user=user)
+                    return login_check
+                sub.call = on_loop(call)
+                changed += 1
+            visit_dependant(sub)
+
+    def visit(routes) -> None:
+        for route in routes or []:
+            if id(route) in seen:
+                continue
+            seen.add(id(route))
+            visit_dependant(getattr(route, "dependant", None))
+            # An included router (FastAPI >= 0.16x) keeps its routes and its own per-route copies.
+            visit(getattr(getattr(route, "original_router", None), "routes", None))
+            visit(getattr(route, "_effective_candidates", None))
+
+    visit(app.routes)
+    return changed
+
+
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True,
                concurrency: int | None = None, quiet: bool = False):
     """Queue and start the page; `block=False` returns at once (tests, load test). `concurrency`
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
+    # Gradio's per-question overhead, cut where it costs without changing what any request returns
+    # (profiled under eval/load_test.py, 100 users): see each function.
+    _analytics_summary_without_thread_hop()
+    _cache_block_signatures(demo)
     try:
         launched = demo.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
@@ -876,8 +966,14 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
         from index.errors import UsageError
 
         raise UsageError(f"cannot serve on {host}:{port} ({str(e).split('. ')[0]}); choose another --port or --host") from None
+    _login_check_on_event_loop(demo.app)
     if getattr(demo, "pq_holder", None) is not None:
         mount_json_api(demo, demo.pq_holder, concurrency)
+    # Everything loaded so far (Gradio, the engine, the index: ~230,000 objects) lives as long as the
+    # server. Left to the garbage collector, each full collection walks all of it (~140 ms measured on
+    # the busy 2 cores), stalling every request in flight; frozen, collections see only new objects.
+    gc.collect()
+    gc.freeze()
     if block:
         demo.block_thread()
     return launched

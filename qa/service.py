@@ -97,13 +97,9 @@ class EngineHolder:
         already given by that engine is given again without asking (its timings are the first ask's).
         Raises UsageError (QuestionError) like Engine.ask."""
         engine = self.current()
-        key = (id(engine), question, policy) if isinstance(question, str) and (policy is None or isinstance(policy, str)) else None
-        if key is not None:
-            with self._answers_lock:
-                hit = self._answers.get(key)
-                if hit is not None and hit[0] is engine:
-                    self._answers.move_to_end(key)
-                    return hit[1]
+        key, hit = self._cached(engine, question, policy)
+        if hit is not None:
+            return hit
         result = engine.ask(question, policy=policy).to_dict()
         if key is not None:
             with self._answers_lock:
@@ -111,6 +107,21 @@ class EngineHolder:
                 while len(self._answers) > ANSWER_CACHE:
                     self._answers.popitem(last=False)
         return result
+
+    def cached(self, question, policy: str | None = None) -> dict | None:
+        """What `answer` would return when the current engine has already answered this question, else
+        None (it never asks: cheap enough for the page's event loop)."""
+        return self._cached(self.current(), question, policy)[1]
+
+    def _cached(self, engine: Engine, question, policy) -> tuple:
+        key = (id(engine), question, policy) if isinstance(question, str) and (policy is None or isinstance(policy, str)) else None
+        if key is not None:
+            with self._answers_lock:
+                hit = self._answers.get(key)
+                if hit is not None and hit[0] is engine:
+                    self._answers.move_to_end(key)
+                    return key, hit[1]
+        return key, None
 
     def build_encoder(self):
         """An encoder of the index's model to embed new passages: the engine's own, unless that one is

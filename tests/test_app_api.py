@@ -92,3 +92,46 @@ def test_question_text_is_not_logged(client, capfd, caplog):
     out, err = capfd.readouterr()
     assert "zebracornflower" not in out + err
     assert "zebracornflower" not in caplog.text
+
+
+def test_a_repeated_question_gets_the_same_object(client):
+    # The second ask is answered from the page's cache on the event loop (no worker thread): same JSON,
+    # including the first ask's timings; a refused question is still refused, not cached.
+    first = client.predict("does JapanWork use cookies for advertising?", None, api_name="/ask")
+    again = client.predict("does JapanWork use cookies for advertising?", "", api_name="/ask")
+    assert "error" not in first and again == first
+    assert "error" in client.predict("   ", None, api_name="/ask")
+    assert "error" in client.predict("   ", None, api_name="/ask")
+
+
+def test_login_check_moved_to_the_event_loop_still_refuses():
+    # launch_app runs Gradio's login_check on the event loop (not in a worker thread per request);
+    # with a login configured it must still refuse a visitor without one, and let a logged-in one in.
+    import socket
+
+    import gradio as gr
+    import httpx
+
+    import app
+
+    def echo(text: str) -> str:
+        return text
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        gr.api(echo, api_name="echo")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                auth=("user", "secret"), ssr_mode=False)
+    try:
+        assert app._login_check_on_event_loop(demo.app) > 0
+        url = f"http://127.0.0.1:{port}/gradio_api/info"
+        assert httpx.get(url, timeout=10).status_code == 401
+        with httpx.Client(timeout=10) as web:
+            assert web.post(f"http://127.0.0.1:{port}/login", data={"username": "user", "password": "secret"}).status_code == 200
+            assert web.get(url).status_code == 200
+        assert app._login_check_on_event_loop(demo.app) == 0  # all done the first time
+    finally:
+        demo.close()
