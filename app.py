@@ -60,7 +60,7 @@ from index.errors import PolicyQAError, UsageError  # noqa: E402
 from index.types import Answer, Citation  # noqa: E402
 from qa.engine import MAX_QUESTION_CHARS  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
-from qa.service import ADD_WAIT_S, EngineHolder, default_index_dir, index_dir_of, open_engine  # noqa: E402,F401
+from qa.service import EngineHolder, default_index_dir, open_engine  # noqa: E402
 
 log = logging.getLogger("policyqa.app")
 

@@ -17,7 +17,7 @@ from index.corpus import load_corpus
 from index.e5 import E5_MODEL, E5Encoder
 from index.models import TextEncoder
 from index.store import IndexLoadError, read_index, read_manifest
-from qa.engine import Engine, QuestionError, Settings
+from qa.engine import Engine, QuestionError
 from qa.japanese import bridge, coverage_ja, glossary, is_japanese, matched_terms
 
 

@@ -3,7 +3,6 @@ gives the same answers, is what Engine.open picks, and keeps torch off the ask p
 (Timings live in eval/scale_bench.py, not in tests.)"""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
