@@ -58,8 +58,11 @@ def main(args) -> int:
 
     base = Settings()
     points = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+    if getattr(args, "current", False):  # only the shipped settings: held-out dev figures of a set of fold models
+        points = [{k: getattr(base.retrieval, k, getattr(base, k, None)) for k in GRID}]
     records: dict[int, list[dict]] = {i: [] for i in range(len(points))}
-    threshold_records: dict[float, list[dict]] = {t: [] for t in THRESHOLDS}
+    thresholds_tried = (base.strong_evidence,) if getattr(args, "current", False) else THRESHOLDS
+    threshold_records: dict[float, list[dict]] = {t: [] for t in thresholds_tried}
     with tempfile.TemporaryDirectory(prefix="policyqa-refit-") as tmp:
         folds = list(fold_engines(Path(args.folds), Path(tmp)))
         for i, point in enumerate(points):
@@ -72,7 +75,7 @@ def main(args) -> int:
         best = max(range(len(points)), key=lambda i: (round(figures[i]["hit@1"], 4), round(figures[i]["highlight_hit@1"], 4),
                                                        points[i] == current))
         chosen = settings_for(base, points[best])
-        for t in THRESHOLDS:
+        for t in thresholds_tried:
             for engine, rows in folds:
                 system = EngineSystem("refit", engine.with_settings(replace(chosen, strong_evidence=t)))
                 threshold_records[t] += run_system(system, rows, ranked_run=False)
@@ -91,6 +94,8 @@ def main(args) -> int:
           f"Fold models from {args.folds}; each answers only dev questions it was not trained on. "
           f"{figures[best]['answerable']} answerable answers pooled per setting.\n\n" + "\n".join(lines) + "\n")
     print(md)
+    if getattr(args, "current", False):
+        return 0
     write_atomic(REPORTS / "refit.md", md)
     write_atomic(REPORTS / "refit.json", json.dumps(jsonable({"points": points, "figures": figures, "best": points[best],
                                                                "thresholds": thresholds}), indent=1) + "\n")
@@ -100,4 +105,6 @@ def main(args) -> int:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m eval.refit", description=__doc__.splitlines()[0])
     p.add_argument("--folds", type=Path, required=True, help="fold models written by `policyqa train --save-folds DIR`")
+    p.add_argument("--current", action="store_true",
+                   help="evaluate the current settings only (compare sets of fold models); writes no report")
     sys.exit(main(p.parse_args()))

@@ -38,6 +38,13 @@ class TrainConfig:
     scale: float = 20.0
     max_seq_length: int = 256
     hard_negatives: bool = True
+    # "mixed": batches of questions from any policy, in-batch negatives (other policies' passages are often
+    # about the same topic, so they make false negatives). "policy": each batch holds questions of one
+    # policy, each scored against every passage of that policy: the task retrieval does at question time.
+    batching: str = "mixed"
+    # Weight of a second loss of the same form over the policy's sentences (as the index embeds them, under
+    # their headings; target: the sentence overlapping the answer most). "policy" batching only.
+    sentence_weight: float = 0.0
     seed: int = 0
     max_steps: int | None = None  # tests
 
@@ -166,12 +173,24 @@ def train(trainset: TrainSet, examples: list[Example], config: TrainConfig = Tra
     model.load_state(base_state)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    if config.batching not in ("mixed", "policy"):
+        raise ValueError(f"batching must be 'mixed' or 'policy', got {config.batching!r}")
+    by_policy = _rows_by_policy(trainset)
+    sentences = _sentences_by_policy(trainset) if config.batching == "policy" and config.sentence_weight > 0 else {}
     texts = [e.question for e in examples] + [trainset.texts[e.positive] for e in examples]
     if config.hard_negatives:
         texts += [trainset.texts[e.negative] for e in examples]
+    if config.batching == "policy":
+        wanted = {e.policy for e in examples}
+        texts += [trainset.texts[r] for p in sorted(wanted) for r in by_policy[p]]
+        texts += [t for p in sorted(wanted) if p in sentences for t in sentences[p][0]]
     model.fill_cache(texts, progress=progress)
 
-    per_epoch = math.ceil(len(examples) / config.batch_size)
+    if config.batching == "policy":
+        per_epoch = sum(math.ceil(n / config.batch_size)
+                        for n in np.unique([e.policy for e in examples], return_counts=True)[1])
+    else:
+        per_epoch = math.ceil(len(examples) / config.batch_size)
     steps = per_epoch * config.epochs if config.max_steps is None else min(config.max_steps, per_epoch * config.epochs)
     params = [p for p in model.top.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
@@ -188,20 +207,32 @@ def train(trainset: TrainSet, examples: list[Example], config: TrainConfig = Tra
     model.top.train()
     step = 0
     while step < steps:
-        order = rng.permutation(len(examples))
-        for start in range(0, len(order), config.batch_size):
+        if config.batching == "policy":
+            batches = _policy_batches(examples, config.batch_size, rng)
+        else:
+            order = rng.permutation(len(examples))
+            batches = [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+        for batch_rows in batches:
             if step >= steps:
                 break
-            batch = [examples[i] for i in order[start:start + config.batch_size]]
-            rows = [e.positive for e in batch] + ([e.negative for e in batch] if config.hard_negatives else [])
+            batch = [examples[i] for i in batch_rows]
             q = model.embed([e.question for e in batch])
+            if config.batching == "policy":
+                rows = by_policy[batch[0].policy]
+                targets = [rows.index(e.positive) for e in batch]
+            else:
+                rows = [e.positive for e in batch] + ([e.negative for e in batch] if config.hard_negatives else [])
+                targets = list(range(len(batch)))
             p = model.embed([trainset.texts[r] for r in rows])
             scores = config.scale * q @ p.T
             # A passage holding the question's answer is never its negative (other questions' positives
             # and hard negatives can be exactly that passage).
-            masked = torch.tensor([[j != i and rows[j] in e.gold for j in range(len(rows))] for i, e in enumerate(batch)])
+            masked = torch.tensor([[j != targets[i] and rows[j] in e.gold for j in range(len(rows))]
+                                   for i, e in enumerate(batch)])
             scores = scores.masked_fill(masked, float("-inf"))
-            loss = torch.nn.functional.cross_entropy(scores, torch.arange(len(batch)))
+            loss = torch.nn.functional.cross_entropy(scores, torch.tensor(targets))
+            if batch[0].policy in sentences:
+                loss = loss + config.sentence_weight * _sentence_loss(model, batch, sentences[batch[0].policy], config.scale, rng)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -216,6 +247,70 @@ def train(trainset: TrainSet, examples: list[Example], config: TrainConfig = Tra
         bar.close()
     model.top.eval()
     return TrainResult(config, steps, losses, time.perf_counter() - t0, len(examples), model.state())
+
+
+def _rows_by_policy(trainset: TrainSet) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r, p in enumerate(trainset.passages):
+        out.setdefault(p.policy_id, []).append(r)
+    return out
+
+
+def _policy_batches(examples: list[Example], batch_size: int, rng) -> list[list[int]]:
+    """One epoch of batches, each of up to `batch_size` questions of one policy, in shuffled order."""
+    by: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by.setdefault(e.policy, []).append(i)
+    batches = []
+    for policy in sorted(by):
+        shuffled = rng.permutation(by[policy])
+        batches += [list(shuffled[s:s + batch_size]) for s in range(0, len(shuffled), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _sentences_by_policy(trainset: TrainSet) -> dict[str, tuple[list[str], list[tuple[int, int]]]]:
+    """Each policy's sentences as the index embeds them (under their passage's heading) and their spans."""
+    from index.build import sentence_embedding_text
+    from index.sentences import sentence_spans
+
+    out: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
+    for p in trainset.passages:
+        texts, spans = out.setdefault(p.policy_id, ([], []))
+        for s, e in sentence_spans(p.text, p.start):
+            texts.append(sentence_embedding_text(p, p.text[s - p.start:e - p.start]))
+            spans.append((s, e))
+    return out
+
+
+SENTENCES_PER_STEP = 48  # a policy has up to ~220 sentences; scoring all of them costs 5x a passage step
+
+
+def _sentence_loss(model: _Model, batch: list[Example], sentences: tuple[list[str], list[tuple[int, int]]], scale: float,
+                   rng, limit: int = SENTENCES_PER_STEP):
+    """Cross-entropy of each question over its policy's sentences (the batch's answer sentences and a random
+    draw of the others, `limit` in all); target: the sentence overlapping its answer most (other answer
+    sentences masked); questions with no answer sentence are left out."""
+    torch = model.torch
+    texts, spans = sentences
+    gold = sorted({j for e in batch for j, (ss, se) in enumerate(spans) if any(ss < ge and gs < se for gs, ge in e.spans)})
+    others = [j for j in range(len(spans)) if j not in set(gold)]
+    chosen = sorted(gold + [int(j) for j in rng.permutation(others)[:max(0, limit - len(gold))]]) if others else gold
+    texts, spans = [texts[j] for j in chosen], [spans[j] for j in chosen]
+    keep, targets, masks = [], [], []
+    for i, e in enumerate(batch):
+        overlap = [sum(max(0, min(ge, se) - max(gs, ss)) for gs, ge in e.spans) for ss, se in spans]
+        best = int(np.argmax(overlap)) if overlap else 0
+        if not overlap or overlap[best] <= 0:
+            continue
+        keep.append(i)
+        targets.append(best)
+        masks.append([j != best and o > 0 for j, o in enumerate(overlap)])
+    if not keep:
+        return torch.zeros(())
+    q = model.embed([batch[i].question for i in keep])
+    s = model.embed(texts)
+    scores = (scale * q @ s.T).masked_fill(torch.tensor(masks), float("-inf"))
+    return torch.nn.functional.cross_entropy(scores, torch.tensor(targets))
 
 
 def dense_ranks(model: _Model, trainset: TrainSet, examples: list[Example]) -> list[list[int]]:
@@ -475,6 +570,10 @@ def add_arguments(p) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--layers", type=int, default=d.layers, help=f"top layers trained (default {d.layers})")
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batching", choices=("mixed", "policy"), default=d.batching,
+                   help=f"mixed-policy batches with in-batch negatives, or one policy a batch (default {d.batching})")
+    p.add_argument("--sentence-weight", type=float, default=d.sentence_weight,
+                   help="weight of the sentence-level loss (policy batching only; default 0)")
     p.add_argument("--limit", type=int, help="train on the first N questions only (smoke test)")
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke test)")
     p.add_argument("--policyqa", type=Path, help="PolicyQA dev.json (default ../shared/benchmarks/policyqa/dev.json)")
@@ -492,7 +591,8 @@ def run_from_args(args) -> int:
     data = args.policyqa or policyqa_file()
     if not Path(data).is_file():
         raise ModelError(f"no PolicyQA training data at {data}; pass --policyqa PATH/TO/dev.json")
-    config = TrainConfig(seed=args.seed, epochs=args.epochs, layers=args.layers, lr=args.lr, max_steps=args.max_steps)
+    config = TrainConfig(seed=args.seed, epochs=args.epochs, layers=args.layers, lr=args.lr, max_steps=args.max_steps,
+                         batching=args.batching, sentence_weight=args.sentence_weight)
     out = args.out or TRAINED_DIR / args.name.rsplit("/", 1)[-1]
     if args.attach_folds:
         attach_folds(out, args.attach_folds)

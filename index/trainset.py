@@ -40,6 +40,7 @@ class Example:
     negative: int  # hard negative row (same policy, no gold)
     source: str  # "policyqa" | "own-dev"
     group: str  # what k-fold splits by: the PolicyQA policy, or the own-dev question id
+    spans: tuple[tuple[int, int], ...] = ()  # the answer's character spans in the policy text (sentence targets)
 
 
 @dataclass
@@ -118,7 +119,8 @@ class _Builder:
         self.bm25[policy.id] = build_bm25([tokenize(self.passages[r].embedding_text()) for r in rows])
         return rows
 
-    def example(self, question: str, policy: str, gold: list[int], positive: int, source: str, group: str) -> Example | None:
+    def example(self, question: str, policy: str, gold: list[int], positive: int, source: str, group: str,
+                spans: tuple[tuple[int, int], ...] = ()) -> Example | None:
         from index.lexical import bm25_scores, tokenize
 
         rows = self.rows_of[policy]
@@ -128,7 +130,7 @@ class _Builder:
         # Highest BM25 first; ties by position, so the choice is deterministic.
         for i in sorted(range(len(rows)), key=lambda i: (-float(scores[i]), i)):
             if rows[i] not in gold_set:
-                return Example(question, policy, positive, gold_set, rows[i], source, group)
+                return Example(question, policy, positive, gold_set, rows[i], source, group, spans)
         return None  # a policy with one passage has no negative to offer
 
 
@@ -150,7 +152,7 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
         if not gold:
             continue
         positive = max(gold, key=lambda r: (overlap[r], -r))
-        ex = builder.example(q["question"], q["policy"], gold, positive, "policyqa", q["policy"])
+        ex = builder.example(q["question"], q["policy"], gold, positive, "policyqa", q["policy"], tuple(q["gold"]))
         if ex:
             examples.append(ex)
     if own_dev is not None and Path(own_dev).exists():
@@ -175,7 +177,10 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
                 gold = [r for r in rows if any(w in _collapse(builder.passages[r].text) for w in wanted)]
                 if not gold:
                     continue
-                ex = builder.example(row["question"], pid, gold, gold[0], "own-dev", row["id"])
+                text = corpus[pid].text
+                spans = tuple((i, i + len(e["text"])) for e in row["evidence"] if e["policy"] == pid
+                              for i in [text.find(e["text"])] if i >= 0)
+                ex = builder.example(row["question"], pid, gold, gold[0], "own-dev", row["id"], spans)
                 if ex:
                     examples.append(ex)
     if limit is not None:

@@ -81,3 +81,40 @@ def test_the_shipped_model_matches_its_checksums():
     verify(spec, directory)
     assert spec["base"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert all((directory / f).stat().st_size <= 10 * 2**20 for f in spec["files"])
+
+
+@needs_policyqa
+def test_policy_batches_hold_one_policy_each_and_cover_every_question_once():
+    import numpy as np
+
+    from index.train import _policy_batches, _sentences_by_policy
+
+    ts = build_trainset(limit=None)
+    batches = _policy_batches(ts.examples, 32, np.random.default_rng(0))
+    assert all(len({ts.examples[i].policy for i in b}) == 1 and 1 <= len(b) <= 32 for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(len(ts.examples)))
+    # Sentence targets: the sentences, cut and headed as the index cuts them, lie inside their passages,
+    # and nearly every question's answer overlaps one of its policy's sentences.
+    sentences = _sentences_by_policy(ts)
+    by_policy = {}
+    for p in ts.passages:
+        by_policy.setdefault(p.policy_id, []).append(p)
+    for pid, (texts, spans) in sentences.items():
+        assert len(texts) == len(spans) and all(any(p.start <= s < e <= p.end for p in by_policy[pid]) for s, e in spans)
+    covered = [any(ss < ge and gs < se for gs, ge in e.spans for ss, se in sentences[e.policy][1]) for e in ts.examples]
+    assert sum(covered) / len(covered) > 0.95
+
+
+@needs_policyqa
+@pytest.mark.slow
+def test_policy_batched_training_with_the_sentence_loss_runs_and_is_seeded():
+    from index.train import TrainConfig, train
+
+    ts = build_trainset(limit=64)
+    config = TrainConfig(max_steps=2, layers=1, batching="policy", sentence_weight=1.0)
+    first = train(ts, ts.examples, config, progress=False)
+    second = train(ts, ts.examples, config, progress=False)
+    assert first.steps == 2 and all(x > 0 for x in first.losses)
+    assert first.losses == second.losses
+    with pytest.raises(ValueError, match="batching"):
+        train(ts, ts.examples, TrainConfig(max_steps=1, layers=1, batching="random"), progress=False)
