@@ -473,6 +473,7 @@ def add_arguments(p) -> None:
                    help="train the answer-sentence scorer (qa/scorer_train.py) instead of the retriever; --folds, "
                         "--seed, --limit, --policyqa, --out, --name apply")
     p.add_argument("--encoder", help="with --scorer: the encoder that retrieves the training passages (default: the shipped one)")
+    p.add_argument("--pairs", type=Path, metavar="FILE", help="with --scorer: cache the (question, sentence) pairs in FILE (.npz), or reuse it")
     p.add_argument("--folds", type=int, default=2,
                    help="k-fold by policy for honest figures (default 2, which keeps the command within 30 minutes; 0 skips)")
     p.add_argument("--seed", type=int, default=d.seed)

@@ -132,7 +132,7 @@ class Answer:
     by_policy: list[SiteRow] = field(default_factory=list)
     scope_reason: str = ""  # why these policies were searched, in words a page can show
     language: str = "en"  # the question's ("en", "ja"): the answer's own words are in it, the quotes stay English
-    scorer: str | None = None  # the answer-sentence scorer that chose the highlights (qa.scorer), if any
+    scorer: str | None = None  # the answer-sentence scorer (qa.scorer) the engine answered with, if any
 
     def to_dict(self) -> dict:
         d = {

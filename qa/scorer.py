@@ -40,6 +40,8 @@ FEATURES = (
     "neighbour_cosine",  # the better cosine of the sentence before / after (0 at an end)
     "overlap",  # shared key words / sqrt(question key words)
     "coverage",  # share of the question's key words in the sentence
+    "idf_coverage",  # the same weighted by each word's inverse document frequency in the index
+    "colon",  # ends with a colon: introduces the list that answers ("we collect the following:")
     "short",  # under 40 characters: a title line or list label
     "log_chars",
     "first",  # the passage's first sentence
@@ -49,10 +51,6 @@ FEATURES = (
     "passage_gap",  # its score minus the top passage's
     "passage_rank",  # 0 for the top passage, capped at 4
 )
-
-
-class ScorerError(PolicyQAError):
-    """The shipped sentence scorer is missing, damaged (checksum) or of another format."""
 
 
 @lru_cache(maxsize=1 << 16)
@@ -67,9 +65,19 @@ def sentence_rows(index: StoredIndex, passage_row: int) -> tuple[int, int]:
     return lo, hi
 
 
+def inverse_document_frequencies(index: StoredIndex) -> dict[str, float]:
+    """BM25's idf of every term of the index (its passages are the documents)."""
+    n = index.bm25.shape[0]
+    df = np.diff(index.bm25.tocsc().indptr)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    return {term: float(idf[col]) for term, col in index.vocab.items()}
+
+
 def passage_features(index: StoredIndex, passage_row: int, query_vector: np.ndarray, question_tokens: set[str],
-                     passage_score: float, top_score: float, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sentence spans (n, 2), cosines (n,), features (n, len(FEATURES))) of one passage's sentences."""
+                     passage_score: float, top_score: float, rank: int,
+                     idf: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sentence spans (n, 2), cosines (n,), features (n, len(FEATURES))) of one passage's sentences;
+    `idf` = inverse_document_frequencies(index), computed once per index."""
     lo, hi = sentence_rows(index, passage_row)
     spans = index.sentence_spans[lo:hi]
     n = hi - lo
@@ -81,21 +89,26 @@ def passage_features(index: StoredIndex, passage_row: int, query_vector: np.ndar
     padded = np.concatenate([[-1.0], cosine, [-1.0]])
     neighbour = np.maximum(padded[:-2], padded[2:])
     q = len(question_tokens)
-    shared = np.array([len(question_tokens & _token_set(text[s:e])) for s, e in spans], dtype=np.float64)
+    sets = [question_tokens & _token_set(text[s:e]) for s, e in spans]
+    shared = np.array([len(x) for x in sets], dtype=np.float64)
+    idf = idf or {}
+    weight = sum(idf.get(t, 0.0) for t in question_tokens)
     chars = (spans[:, 1] - spans[:, 0]).astype(np.float64)
     X[:, 0] = cosine
     X[:, 1] = cosine - cosine.max()
     X[:, 2] = np.maximum(neighbour, 0.0)
     X[:, 3] = shared / math.sqrt(q) if q else 0.0
     X[:, 4] = shared / q if q else 0.0
-    X[:, 5] = chars < SHORT_SENTENCE
-    X[:, 6] = np.log1p(chars)
-    X[0, 7] = 1.0
-    X[:, 8] = np.arange(n) / max(1, n - 1)
-    X[:, 9] = math.log(n)
-    X[:, 10] = passage_score
-    X[:, 11] = passage_score - top_score
-    X[:, 12] = min(rank, 4)
+    X[:, 5] = [sum(idf.get(t, 0.0) for t in x) / weight for x in sets] if weight > 0 else 0.0
+    X[:, 6] = [text[e - 1] == ":" for s, e in spans]
+    X[:, 7] = chars < SHORT_SENTENCE
+    X[:, 8] = np.log1p(chars)
+    X[0, 9] = 1.0
+    X[:, 10] = np.arange(n) / max(1, n - 1)
+    X[:, 11] = math.log(n)
+    X[:, 12] = passage_score
+    X[:, 13] = passage_score - top_score
+    X[:, 14] = min(rank, 4)
     return spans, cosine, X
 
 
@@ -128,10 +141,13 @@ class SentenceScorer:
                    np.asarray(d["coef"], float), float(d["intercept"]))
 
 
-def fit(X: np.ndarray, y: np.ndarray, name: str, l2: float = 1.0, iterations: int = 50) -> SentenceScorer:
-    """L2-regularised logistic regression by Newton's method (deterministic; a few milliseconds)."""
+def fit(X: np.ndarray, y: np.ndarray, name: str, l2: float = 1.0, iterations: int = 50,
+        weights: np.ndarray | None = None) -> SentenceScorer:
+    """L2-regularised logistic regression by Newton's method (deterministic; a few milliseconds);
+    `weights` weighs each row's loss (default 1)."""
     X = np.asarray(X, float)
     y = np.asarray(y, float)
+    r = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     mean = X.mean(0)
     scale = X.std(0)
     scale[scale < 1e-9] = 1.0
@@ -141,8 +157,8 @@ def fit(X: np.ndarray, y: np.ndarray, name: str, l2: float = 1.0, iterations: in
     penalty[-1] = 0.0  # the intercept is not shrunk
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -30, 30)))
-        grad = Z.T @ (p - y) + penalty * w
-        hess = (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(penalty + 1e-9)
+        grad = Z.T @ (r * (p - y)) + penalty * w
+        hess = (Z * (r * p * (1 - p))[:, None]).T @ Z + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:

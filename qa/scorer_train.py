@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from qa.scorer import (DEFAULT_SCORER, FEATURES, FORMAT, MODEL_JSON, SCORER_DIR, WEIGHTS, SentenceScorer,
-                       expected_calibration_error, fit, log_loss, passage_features)
+                       expected_calibration_error, fit, inverse_document_frequencies, log_loss, passage_features)
 
 CARD = "MODEL_CARD.md"
 POOL = 5  # passages per question whose sentences are scored (the engine reranks up to its scorer_pool)
 L2 = 1.0
+OWN_SHARE = 0.0  # share of the fit's weight given to our own dev pairs (0: each pair weighs the same)
 
 
 @dataclass
@@ -42,6 +43,30 @@ class Pairs:
     passage_gold: list[list[bool]] = field(default_factory=list)  # per question, per retrieved passage
     groups: list[str] = field(default_factory=list)  # per question: what k-fold splits by
     sources: list[str] = field(default_factory=list)  # per question: "policyqa" | "own-dev"
+
+    def save(self, path: Path) -> None:
+        """To an .npz (a cache between runs: `--pairs FILE`)."""
+        with open(path, "wb") as f:
+            np.savez(f, X=self.X, y=self.y, question=self.question, rank=self.rank,
+                     meta=np.array(json.dumps({"passage_gold": self.passage_gold, "groups": self.groups,
+                                               "sources": self.sources, "features": list(FEATURES)})))
+
+    @classmethod
+    def load(cls, path: Path) -> "Pairs":
+        z = np.load(path)
+        meta = json.loads(str(z["meta"]))
+        if meta["features"] != list(FEATURES):
+            raise ValueError(f"{path} holds other features than qa.scorer computes; delete it")
+        return cls(z["X"], z["y"], z["question"], z["rank"], meta["passage_gold"], meta["groups"], meta["sources"])
+
+    def weights(self, own_share: float) -> np.ndarray:
+        """Row weights giving the own-dev pairs `own_share` of the total weight (0: as they come)."""
+        own = np.array([self.sources[q] == "own-dev" for q in self.question])
+        if own_share <= 0 or own.all() or not own.any():
+            return np.ones(len(self.y))
+        w = np.ones(len(self.y))
+        w[own] = own_share / (1 - own_share) * (~own).sum() / own.sum()
+        return w
 
 
 def _collapse(text: str) -> str:
@@ -60,6 +85,7 @@ def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = 
     X, y, qs, ranks, passage_gold, groups, sources = [], [], [], [], [], [], []
     terms = [engine.query_terms(q, pid) for q, pid, *_ in asked]
     vectors = engine.encoder.encode([t[0] for t in terms], kind="query", batch_size=64)
+    idf = inverse_document_frequencies(engine.index)
     bar = tqdm(total=len(asked), desc="Scoring retrieved sentences", unit="q", file=sys.stderr, disable=not progress, mininterval=1.0)
     for (question, pid, gold, source, group), (_, tokens), vector in zip(asked, terms, vectors):
         bar.update(1)
@@ -71,7 +97,7 @@ def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = 
         n = len(groups)
         golds = []
         for rank, hit in enumerate(hits):
-            spans, _, features = passage_features(engine.index, hit.row, vector, token_set, hit.score, hits[0].score, rank)
+            spans, _, features = passage_features(engine.index, hit.row, vector, token_set, hit.score, hits[0].score, rank, idf)
             if source == "policyqa":
                 labels = [_overlaps(int(s), int(e), gold) for s, e in spans]
                 golds.append(_overlaps(hit.passage.start, hit.passage.end, gold))
@@ -142,14 +168,15 @@ def group_folds(pairs: Pairs, k: int, seed: int) -> list[np.ndarray]:
     return [np.array([q for q, g in enumerate(pairs.groups) if fold_of[g] == f], int) for f in range(k)]
 
 
-def cross_fitted(pairs: Pairs, k: int, seed: int, l2: float = L2) -> np.ndarray:
+def cross_fitted(pairs: Pairs, k: int, seed: int, l2: float = L2, own_share: float = OWN_SHARE) -> np.ndarray:
     """Each pair's probability from a scorer fitted without its fold's groups."""
     out = np.full(len(pairs.y), np.nan)
+    weights = pairs.weights(own_share)
     for held in group_folds(pairs, k, seed):
         rows = np.isin(pairs.question, held)
         if rows.all() or not rows.any():
             continue
-        out[rows] = fit(pairs.X[~rows], pairs.y[~rows], "fold", l2).probabilities(pairs.X[rows])
+        out[rows] = fit(pairs.X[~rows], pairs.y[~rows], "fold", l2, weights=weights[~rows]).probabilities(pairs.X[rows])
     return out
 
 
@@ -239,32 +266,41 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
 
 
 def run(out: Path, name: str = DEFAULT_SCORER, k: int = 5, seed: int = 0, limit: int | None = None,
-        policyqa: Path | None = None, progress: bool = True, log=print, encoder=None) -> dict:
+        policyqa: Path | None = None, progress: bool = True, log=print, encoder=None, pairs_file: Path | None = None,
+        own_share: float = OWN_SHARE) -> dict:
     """Build the pairs, fit the scorer on all of them, measure k-fold and in-sample, write `out`."""
     import hashlib
 
     from index.trainset import policyqa_file
 
     t0 = time.perf_counter()
-    pairs, data = build_pairs(encoder, policyqa, limit=limit, progress=progress, log=log)
+    if pairs_file is not None and Path(pairs_file).is_file():  # a cache of an earlier run's pairs
+        pairs = Pairs.load(pairs_file)
+        data = json.loads(Path(pairs_file).with_suffix(".json").read_text(encoding="utf-8"))
+    else:
+        pairs, data = build_pairs(encoder, policyqa, limit=limit, progress=progress, log=log)
+        if pairs_file is not None:
+            pairs.save(pairs_file)
+            Path(pairs_file).with_suffix(".json").write_text(json.dumps(data), encoding="utf-8")
     data_file = Path(policyqa or policyqa_file())
     data["policyqa_file"] = data_file.name
     data["policyqa_sha256"] = hashlib.sha256(data_file.read_bytes()).hexdigest()
     log(f"{data['pairs']} (question, sentence) pairs, {data['positives']} holding the answer, "
         f"from {data['policyqa_questions']} PolicyQA and {data['own_dev_questions']} own-dev questions")
     t1 = time.perf_counter()
-    scorer = fit(pairs.X, pairs.y, name)
+    scorer = fit(pairs.X, pairs.y, name, weights=pairs.weights(own_share))
     seconds_fit = time.perf_counter() - t1
     found = {"in_sample": figures(pairs, scorer.probabilities(pairs.X)), "k": k}
     if k > 1 and len(set(pairs.groups)) >= k:
-        found["k_fold"] = figures(pairs, cross_fitted(pairs, k, seed))
+        found["k_fold"] = figures(pairs, cross_fitted(pairs, k, seed, own_share=own_share))
     for label in ("k_fold", "in_sample"):
         for source, f in found.get(label, {}).items() if label in found else []:
             log(f"{label} {source}: highlight {f['highlight_rule']['accuracy']:.3f} (rule) -> {f['highlight_scorer']['accuracy']:.3f} "
                 f"(scorer); rerank hit@1 {f['rerank']['0.0']['hit@1']:.3f} -> {f['rerank']['0.3']['hit@1']:.3f} (w 0.3); "
                 f"log loss {f['log_loss']:.3f}, ECE {f['ece']:.3f}")
     record = {"format": FORMAT, "name": name, "kind": "sentence-scorer", "features": list(FEATURES),
-              "model": "logistic regression (L2 %g, Newton), standardised features" % L2, "seed": seed,
+              "model": f"logistic regression (L2 {L2:g}, Newton), standardised features, own-dev share of the weight {own_share:g}",
+              "seed": seed, "own_share": own_share,
               "data": data, "figures": found, "files": {},
               "seconds": {"fit": round(seconds_fit, 3), "total": round(time.perf_counter() - t0, 1)}}
     publish(Path(out), scorer, record)
@@ -350,6 +386,6 @@ def run_from_args(args) -> int:
 
         encoder = Encoder(args.encoder)
     record = run(out, name, k=args.folds if args.folds > 1 else 0, seed=args.seed, limit=args.limit, policyqa=args.policyqa,
-                 log=lambda m: print(m, file=sys.stderr, flush=True), encoder=encoder)
+                 log=lambda m: print(m, file=sys.stderr, flush=True), encoder=encoder, pairs_file=getattr(args, "pairs", None))
     print(f"wrote {out} ({', '.join(record['files'])}; model card {out / CARD}) in {record['seconds']['total']:.0f} s")
     return 0
