@@ -307,7 +307,7 @@ def run(out: Path, name: str = DEFAULT_SCORER, k: int = 5, seed: int = 0, limit:
     return record
 
 
-def publish(out: Path, scorer: SentenceScorer, record: dict) -> None:
+def publish(out: Path, scorer: SentenceScorer, record: dict, card: bool = True) -> None:
     """Write weights.json, model.json (with the weights' sha256) and the card into `out`, replacing it whole."""
     import hashlib
     import os
@@ -319,7 +319,8 @@ def publish(out: Path, scorer: SentenceScorer, record: dict) -> None:
     (staging / WEIGHTS).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
     record["files"] = {WEIGHTS: hashlib.sha256((staging / WEIGHTS).read_bytes()).hexdigest()}
     (staging / MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    (staging / CARD).write_text(model_card(record, scorer), encoding="utf-8")
+    if card:
+        (staging / CARD).write_text(model_card(record, scorer), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(staging, out)
 
