@@ -53,6 +53,10 @@ FEATURES = (
 )
 
 
+class ScorerError(PolicyQAError):
+    """The shipped sentence scorer is missing, damaged (checksum) or of another format."""
+
+
 @lru_cache(maxsize=1 << 16)
 def _token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
