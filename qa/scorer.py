@@ -131,8 +131,12 @@ class SentenceScorer:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "features": list(FEATURES), "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept)}
+        # Rounded: the last bits vary with BLAS summation order, and the same seed must write the same bytes.
+        def rounded(values) -> list[float]:
+            return [round(float(v), 9) for v in values]
+
+        return {"format": FORMAT, "name": self.name, "features": list(FEATURES), "mean": rounded(self.mean),
+                "scale": rounded(self.scale), "coef": rounded(self.coef), "intercept": round(float(self.intercept), 9)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SentenceScorer":

@@ -334,7 +334,12 @@ def model_card(record: dict, scorer: SentenceScorer) -> str:
     lines = [
         f"# {record['name']}", "",
         "The answer-sentence scorer: P(a sentence of a retrieved passage holds the answer), a logistic regression "
-        "over features the engine already computes (qa.scorer). It chooses the highlight of each citation.", "",
+        "over features the engine already computes (qa.scorer). The engine (qa.engine.Settings) adds 0.3 x a passage's "
+        "best sentence probability to the fused score of its top 5 passages, and judges the abstention rule's "
+        "\"a sentence close in meaning\" by it (>= 0.1); choosing the highlight by it is measured (`scorer_highlight`) "
+        "but off, as it cost our dev questions highlight hits. Whole-engine figures, in-sample and k-fold: "
+        "`eval/reports/scorer_kfold.md` (own dev), `eval/reports/policyqa_benchmark_kfold.md` (PolicyQA), and the "
+        "ablation rows of `eval/reports/report.md`.", "",
         "Retrain: `policyqa train --scorer` (or `python -m qa.cli train --scorer`); deterministic.", "",
         "## Data", "",
         f"- PolicyQA dev split (Ahmad et al., Findings of EMNLP 2020; MIT): `{d['policyqa_file']}` sha256 "
