@@ -43,13 +43,16 @@ class Pairs:
     passage_gold: list[list[bool]] = field(default_factory=list)  # per question, per retrieved passage
     groups: list[str] = field(default_factory=list)  # per question: what k-fold splits by
     sources: list[str] = field(default_factory=list)  # per question: "policyqa" | "own-dev"
+    sentences: list[str] = field(default_factory=list)  # per row: the sentence's text (for experiments beyond features)
+    questions: list[str] = field(default_factory=list)  # per question: its text
 
     def save(self, path: Path) -> None:
         """To an .npz (a cache between runs: `--pairs FILE`)."""
         with open(path, "wb") as f:
             np.savez(f, X=self.X, y=self.y, question=self.question, rank=self.rank,
                      meta=np.array(json.dumps({"passage_gold": self.passage_gold, "groups": self.groups,
-                                               "sources": self.sources, "features": list(FEATURES)})))
+                                               "sources": self.sources, "features": list(FEATURES),
+                                               "sentences": self.sentences, "questions": self.questions})))
 
     @classmethod
     def load(cls, path: Path) -> "Pairs":
@@ -57,7 +60,8 @@ class Pairs:
         meta = json.loads(str(z["meta"]))
         if meta["features"] != list(FEATURES):
             raise ValueError(f"{path} holds other features than qa.scorer computes; delete it")
-        return cls(z["X"], z["y"], z["question"], z["rank"], meta["passage_gold"], meta["groups"], meta["sources"])
+        return cls(z["X"], z["y"], z["question"], z["rank"], meta["passage_gold"], meta["groups"], meta["sources"],
+                   meta.get("sentences", []), meta.get("questions", []))
 
     def weights(self, own_share: float) -> np.ndarray:
         """Row weights giving the own-dev pairs `own_share` of the total weight (0: as they come)."""
@@ -82,7 +86,7 @@ def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = 
     (PolicyQA) or [evidence text] (own dev)."""
     from tqdm import tqdm
 
-    X, y, qs, ranks, passage_gold, groups, sources = [], [], [], [], [], [], []
+    X, y, qs, ranks, passage_gold, groups, sources, sentences, questions = [], [], [], [], [], [], [], [], []
     terms = [engine.query_terms(q, pid) for q, pid, *_ in asked]
     vectors = engine.encoder.encode([t[0] for t in terms], kind="query", batch_size=64)
     idf = inverse_document_frequencies(engine.index)
@@ -109,12 +113,14 @@ def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = 
             y += labels
             qs += [n] * len(spans)
             ranks += [rank] * len(spans)
+            sentences += [text[s:e] for s, e in spans]
         passage_gold.append(golds)
         groups.append(group)
         sources.append(source)
+        questions.append(question)
     bar.close()
     return Pairs(np.concatenate(X) if X else np.zeros((0, len(FEATURES))), np.array(y, float), np.array(qs, int),
-                 np.array(ranks, int), passage_gold, groups, sources)
+                 np.array(ranks, int), passage_gold, groups, sources, sentences, questions)
 
 
 def rule_scores(X: np.ndarray) -> np.ndarray:
@@ -258,7 +264,8 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
     offset = len(first.groups)
     pairs = Pairs(np.concatenate([first.X, second.X]), np.concatenate([first.y, second.y]),
                   np.concatenate([first.question, second.question + offset]), np.concatenate([first.rank, second.rank]),
-                  first.passage_gold + second.passage_gold, first.groups + second.groups, first.sources + second.sources)
+                  first.passage_gold + second.passage_gold, first.groups + second.groups, first.sources + second.sources,
+                  first.sentences + second.sentences, first.questions + second.questions)
     data = {"policyqa_questions": len(first.groups), "own_dev_questions": len(second.groups),
             "policyqa_policies": len(policies), "pairs": int(len(pairs.y)), "positives": int(pairs.y.sum()),
             "encoder": encoder.name, "pool": pool}
