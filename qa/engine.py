@@ -83,7 +83,7 @@ class Settings:
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
     # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v1; None: off): P(a sentence holds
     # the answer) for the sentences of an English question's top passages. Chosen on the dev questions
-    # (eval/reports/scorer.md): `scorer_rerank` x the passage's best probability is added to the fused score of
+    # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` x the passage's best probability is added to the fused score of
     # the top `scorer_pool` passages (dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863);
     # `scorer_evidence` > 0 makes the abstention rule's "a sentence close in meaning" that probability >= it
     # instead of the cosine (refused answerable 8 -> 6 at the same recall). Choosing the highlight by it
@@ -257,11 +257,12 @@ class Engine:
         if comparing:
             return self._compare(question, query, vector, lexical_tokens, scope, searched, k, reason, (t0, t1, t2))
         if self.scorer is not None and self.settings.scorer_rerank > 0:
-            hits = self._rerank(self._hits(vector, lexical_tokens, scope, max(k, self.settings.scorer_pool)), vector, set(lexical_tokens))[:k]
+            hits, cited = self._rerank(self._hits(vector, lexical_tokens, scope, max(k, self.settings.scorer_pool)), vector, set(lexical_tokens))
+            hits, cited = hits[:k], cited[:k]
         else:
-            hits = self._hits(vector, lexical_tokens, scope, k)
+            hits = cited = self._hits(vector, lexical_tokens, scope, k)
         t3 = time.perf_counter()
-        citations, evidence = self._citations(hits, vector, set(lexical_tokens))
+        citations, evidence = self._citations(cited, vector, set(lexical_tokens))
         off_topic = self.settings.off_topic_check and not scope and not about_the_policies(query)
         if self.scorer is not None and self.settings.scorer_evidence > 0 and hits:
             # the probability on the cosine rule's scale: under scorer_evidence reads as under strong_evidence
@@ -297,13 +298,15 @@ class Engine:
             out.append((spans, self.scorer.probabilities(X)))
         return out
 
-    def _rerank(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> list[Hit]:
-        """The top `scorer_pool` hits reordered by fused score + scorer_rerank x their best sentence probability."""
+    def _rerank(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> tuple[list[Hit], list[Hit]]:
+        """The top `scorer_pool` hits reordered by fused score + scorer_rerank x their best sentence probability:
+        (as retrieved, the scorer's features read these scores; with that sum as their score, for the citations)."""
         pool = self.settings.scorer_pool
         head = hits[:pool]
         best = [float(p.max()) if len(p) else 0.0 for _, p in self._probabilities(head, vector, tokens)]
-        order = sorted(range(len(head)), key=lambda i: -(head[i].score + self.settings.scorer_rerank * best[i]))
-        return [head[i] for i in order] + hits[pool:]
+        scores = [h.score + self.settings.scorer_rerank * b for h, b in zip(head, best)]
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        return [head[i] for i in order] + hits[pool:], [replace(head[i], score=scores[i]) for i in order] + hits[pool:]
 
     def _best_probability(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> float:
         """The top passage's best sentence probability (0 for a passage without sentences)."""
