@@ -726,10 +726,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         # An answer already given is returned on the event loop; only a new question takes a worker
         # thread (Gradio runs a plain function in one for every event: a hop that cost more than the
         # cached answer under 100 users).
-        try:
-            hit = holder.cached(question, policy or None)
-        except Exception:  # whatever it was, the full path below reports it properly
-            hit = None
+        hit = shared.given(question, policy)
         if hit is not None:
             return hit
         if probe is not None and probe[0].get():  # Gradio asks "answered already?" inside queue/join: no
@@ -857,6 +854,13 @@ class SharedAnswers:
         self.holder = holder
         self._flights: dict = {}  # (id(engine), question, policy) -> (engine, task)
 
+    def given(self, question, policy=None) -> dict | None:
+        """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
+        try:
+            return self.holder.cached(question, policy or None)
+        except Exception:  # whatever it was, `answer` reports it properly
+            return None
+
     async def answer(self, question, policy=None, limiter=None) -> tuple[dict, int]:
         import asyncio
 
@@ -913,7 +917,11 @@ def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAU
         unknown = sorted(set(data) - {"question", "policy"})
         if unknown:
             return refuse(400, f"unknown field {unknown[0][:40]!r}; send \"question\" and, optionally, \"policy\"")
-        result, status = await shared.answer(data["question"], data.get("policy"), limiter=limiter)
+        # An answer already given is returned on the event loop, as /ask does; a new one takes a thread.
+        result = shared.given(data["question"], data.get("policy"))
+        status = 200
+        if result is None:
+            result, status = await shared.answer(data["question"], data.get("policy"), limiter=limiter)
         return JSONResponse(result, status_code=status)
 
     demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
