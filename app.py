@@ -1008,12 +1008,15 @@ def _finish_events_answered_in_join(queue) -> bool:
 
     async def finishing_push(*args, **kwargs):
         body = kwargs.get("body", args[0] if args else None)
+        sent_id = getattr(body, "event_id", None)  # a visitor may send any id: only one `push` made is ours
         try:
             result = await push(*args, **kwargs)
         except Exception as e:
-            event = queue.event_ids_to_events.pop(getattr(body, "event_id", None) or "", None)
-            if event is None:
+            made_id = getattr(body, "event_id", None)
+            event = queue.event_ids_to_events.get(made_id) if made_id and made_id != sent_id else None
+            if event is None or event.session_hash != getattr(body, "session_hash", None):
                 raise
+            queue.event_ids_to_events.pop(made_id, None)
             log.error("/ask failed before it was queued: %s at %s", type(e).__name__, _where(e))
             content = error_payload(e, queue.blocks.show_error)
             queue.send_message(event, ProcessCompletedMessage(output=content, title=content.get("title", "Error"),

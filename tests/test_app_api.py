@@ -238,3 +238,40 @@ def test_the_same_new_question_at_once_asks_the_engine_once(own_app, engine, mon
     assert len(answers) == 12 and all(a == answers[0] for a in answers) and "error" not in answers[0]
     assert len(runs) == 1
     assert not demo.pq_answers._flights  # nothing left in flight
+
+
+def test_a_failed_join_never_touches_another_visitors_event():
+    # The error message for a failed queue/join goes only to an event that join itself made: a request
+    # naming someone else's event id (and failing before Gradio assigns its own) changes nothing.
+    import asyncio
+    from types import SimpleNamespace
+
+    import app
+
+    sent = []
+    theirs = SimpleNamespace(_id="their-event", session_hash="their-session")
+    queue = SimpleNamespace(event_ids_to_events={"their-event": theirs}, event_queue_per_concurrency_id={},
+                            blocks=SimpleNamespace(show_error=False), send_message=lambda e, m: sent.append((e, m)))
+
+    async def failing_push(body, request=None, username=None):
+        raise KeyError("no such function")  # before any event of this request exists
+
+    queue.push = failing_push
+    assert app._finish_events_answered_in_join(queue)
+    body = SimpleNamespace(event_id="their-event", session_hash="my-session")
+    with pytest.raises(KeyError):
+        asyncio.run(queue.push(body=body, request=None, username=None))
+    assert queue.event_ids_to_events == {"their-event": theirs} and not sent
+
+    async def push_that_registers_then_fails(body, request=None, username=None):
+        mine = SimpleNamespace(_id="my-event", session_hash=body.session_hash)
+        queue.event_ids_to_events["my-event"] = mine
+        body.event_id = "my-event"
+        raise ValueError("not enough input values")
+
+    queue.push = push_that_registers_then_fails
+    assert app._finish_events_answered_in_join(queue)
+    ok, event_id, state = asyncio.run(queue.push(body=SimpleNamespace(event_id=None, session_hash="my-session"), request=None, username=None))
+    assert (ok, event_id, state) == (True, "my-event", "success")
+    assert [e._id for e, _ in sent] == ["my-event"] and not sent[0][1].success
+    assert queue.event_ids_to_events == {"their-event": theirs}
