@@ -843,12 +843,12 @@ def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int
 
 
 class SharedAnswers:
-    """`api_answer` in a worker thread, once per question in flight: when 100 visitors ask the same new
-    question at once (the first round of a load test, a popular question after start-up), one thread
-    asks the engine and the others await its answer instead of asking it again (measured: each repeat
-    cost a whole engine run, ~15 ms of the two cores, while the answer cache was still empty).
-    Questions that are not plain text are never shared; the answer cache (`EngineHolder.cached`)
-    serves repeats afterwards. Lives on the server's event loop: no locks."""
+    """`api_answer` in a worker thread, once per question in flight: when visitors ask the same new
+    question at the same time (a popular question after start-up, the first round of a load test),
+    one thread asks the engine and the others await its answer; before, each of them (up to the
+    queue's 4 at once for /ask, the thread limit for POST /api/ask) ran the engine again, ~15 ms of
+    the two cores each. Questions that are not plain text are never shared; the answer cache
+    (`EngineHolder.cached`) serves repeats afterwards. Lives on the server's event loop: no locks."""
 
     def __init__(self, holder: "EngineHolder"):
         self.holder = holder
