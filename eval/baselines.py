@@ -211,6 +211,11 @@ def ablations(engine) -> list[EngineSystem]:
          "questions across sites answered as one ranked list, follow-ups scoped by the last site named (compare=False)"),
         ("abl:no-offtopic", "off_topic_check", lambda: replace(s, off_topic_check=False), "no off-topic check for questions naming no policy (off_topic_check=False)"),
         ("abl:no-expand", "expand_lexical", lambda: replace(s, expand_lexical=False), "no thesaurus expansion of BM25's query (expand_lexical=False)"),
+        ("abl:no-scorer", "scorer", lambda: replace(s, scorer=None), "no answer-sentence scorer (scorer=None)"),
+        ("abl:no-scorer-rerank", "scorer_rerank", lambda: replace(s, scorer_rerank=0.0), "the scorer does not rerank the top passages (scorer_rerank=0)"),
+        ("abl:no-scorer-evidence", "scorer_evidence", lambda: replace(s, scorer_evidence=0.0),
+         "abstention judges the best sentence by cosine, not by the scorer's probability (scorer_evidence=0)"),
+        ("abl:scorer-highlight", "scorer_highlight", lambda: replace(s, scorer_highlight=True), "the scorer chooses the highlight (scorer_highlight=True)"),
     ]
     gone = [f"{name} ({field_name})" for name, field_name, _, _ in variants if field_name not in have]
     if gone:

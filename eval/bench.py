@@ -65,6 +65,8 @@ def _cold(index_dir: Path, model: str | None, question: str = COLD_QUESTION) -> 
 
 
 def run(index: Path | None = None, model: str | None = None) -> dict:
+    from dataclasses import replace
+
     import torch
 
     from eval.gold import load_questions
@@ -93,6 +95,7 @@ def run(index: Path | None = None, model: str | None = None) -> dict:
         engine = Engine.open(target, model=model) if index else Engine(read_index(built), encoder)
         out["index"] = str(index) if index else "fresh temp build of the default corpus"
         out["warm_ask"] = _warm(engine, questions)
+        out["warm_ask_no_scorer"] = _warm(engine.with_settings(replace(engine.settings, scorer=None)), questions)
         out["warm_ask_japanese"] = _warm(engine, load_questions("ja"))
         out["warm_compare"] = _compare_warm(engine)
         out["cold_ask"] = _cold(target, model)
@@ -120,6 +123,8 @@ def table(r: dict) -> str:
         ("index build, unchanged (reuse)", f"{br['wall_s']:.2f} s  ({br['embedded']} embedded, {br['reused']} reused)"),
         (f"warm ask k=3, {w['questions']} q: p50 / p95 / mean",
          f"{w['p50_ms']:.1f} / {w['p95_ms']:.1f} / {w['mean_ms']:.1f} ms  (torch {r['torch_threads_default']} threads)"),
+        ("warm ask without the answer-sentence scorer: p50 / p95 / mean",
+         f"{r['warm_ask_no_scorer']['p50_ms']:.1f} / {r['warm_ask_no_scorer']['p95_ms']:.1f} / {r['warm_ask_no_scorer']['mean_ms']:.1f} ms"),
         ("warm ask, torch 1 thread: p50 / p95 / mean", f"{w1['p50_ms']:.1f} / {w1['p95_ms']:.1f} / {w1['mean_ms']:.1f} ms"),
         (f"warm ask in Japanese, {r['warm_ask_japanese']['questions']} q: p50 / p95 / mean",
          f"{r['warm_ask_japanese']['p50_ms']:.1f} / {r['warm_ask_japanese']['p95_ms']:.1f} / {r['warm_ask_japanese']['mean_ms']:.1f} ms"),

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from eval.common import REPORTS, benchmark_file, jsonable, set_threads, write_atomic
+import numpy as np
+
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile
 
 K = 10
@@ -87,7 +89,7 @@ def aggregate(scores: list[dict]) -> dict:
 
 
 def run(limit: int | None = None, encoder=None, progress: bool = True, policy_ids: set[str] | None = None,
-        baselines: bool = True) -> dict:
+        baselines: bool = True, settings=None) -> dict:
     from tqdm import tqdm
 
     from eval.baselines import ChunkIndex, RecipeBM25, RecipeDense, plain_tokens
@@ -124,7 +126,7 @@ def run(limit: int | None = None, encoder=None, progress: bool = True, policy_id
         # English questions only: the multilingual vectors would never be read
         figures = build_index(loaded, Path(tmp) / "index", encoder, progress=progress, multilingual=None)
         meta.update(index_build_s=time.perf_counter() - t0, passages=figures["passages"], sentences=figures["sentences"])
-        engine = Engine(read_index(Path(tmp) / "index"), encoder, Settings())
+        engine = Engine(read_index(Path(tmp) / "index"), encoder, settings or Settings())
         scores = []
         for q in tqdm(questions, desc="policyqa benchmark: PolicyQA", unit="q", disable=not progress,
                       file=sys.stderr, mininterval=1.0):
@@ -225,10 +227,15 @@ def trained_on(model: str, data: Path) -> bool:
     return spec.get("data", {}).get("policyqa", {}).get("sha256") == hashlib.sha256(Path(data).read_bytes()).hexdigest()
 
 
-def run_folds(folds_dir: Path, progress: bool = True) -> dict:
+def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None = None) -> dict:
     """Full-pipeline k-fold figures: each fold's model (`policyqa train --save-folds DIR`) answers only the
-    questions of the policies it was not trained on; the scores of all folds are pooled."""
+    questions of the policies it was not trained on; the scores of all folds are pooled. With `scorer_pairs`
+    (the cache of `policyqa train --scorer --pairs FILE`), each fold's answer-sentence scorer is fitted
+    again without the fold's policies, so it too is held out."""
+    from dataclasses import replace
+
     from index.embed import Encoder
+    from qa.engine import Settings
 
     scores, per_fold, meta = [], [], {}
     fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
@@ -239,19 +246,37 @@ def run_folds(folds_dir: Path, progress: bool = True) -> dict:
     # fold model was trained on it: the first fold answers its questions too.
     policies, _ = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
     helds[0] |= {p["id"] for p in policies} - set().union(*helds)
+    tmp = tempfile.TemporaryDirectory(prefix="policyqa-scorer-folds-")
     for d, held in zip(fold_dirs, helds):
-        out = run(encoder=Encoder(str(d)), progress=progress, policy_ids=held, baselines=False)
+        settings = Settings()
+        if scorer_pairs is not None and settings.scorer:
+            settings = replace(settings, scorer=str(fold_scorer(Path(scorer_pairs), held, Path(tmp.name) / d.name)))
+        out = run(encoder=Encoder(str(d)), progress=progress, policy_ids=held, baselines=False, settings=settings)
         scores += out["scores"]["policyqa"]
         per_fold.append({"fold": d.name, "policies": out["meta"]["policies"], **aggregate(out["scores"]["policyqa"])})
         meta = out["meta"]
+    tmp.cleanup()
+    meta["scorer"] = "fitted per fold without its policies" if scorer_pairs else (Settings().scorer or "off") + " (in-sample)"
     return {"meta": {**meta, "folds": len(fold_dirs), "folds_dir": str(folds_dir), "questions": len(scores)},
             "systems": {"policyqa (k-fold)": aggregate(scores)}, "per_fold": per_fold}
+
+
+def fold_scorer(pairs_file: Path, held: set[str], out: Path) -> Path:
+    """A sentence scorer fitted on the cached pairs minus the PolicyQA policies in `held`, written to `out`."""
+    from qa.scorer import fit
+    from qa.scorer_train import Pairs, publish
+
+    pairs = Pairs.load(pairs_file)
+    keep = np.array([not (pairs.sources[q] == "policyqa" and pairs.groups[q] in held) for q in pairs.question])
+    scorer = fit(pairs.X[keep], pairs.y[keep], f"fold-without-{len(held)}-policies")
+    publish(out, scorer, {"format": "policyqa-sentence-scorer", "name": scorer.name, "held_out": sorted(held)}, card=False)
+    return out
 
 
 def main(args=None) -> int:
     limit = getattr(args, "limit", None)
     if getattr(args, "folds", None):
-        out = run_folds(args.folds)
+        out = run_folds(args.folds, scorer_pairs=getattr(args, "scorer_pairs", None))
         lines = ["| system / fold | questions | hit@1 | hit@3 | hit@5 | MRR@10 | hl-hit@1 | len@1 | abstained | p50 ms |",
                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, a in [*out["systems"].items(), *((f["fold"], f) for f in out["per_fold"])]:
@@ -260,7 +285,8 @@ def main(args=None) -> int:
                          f"{_f(a['abstained'])} | {_f(a['ms_p50'], '{:.1f}')} |")
         md = ("# PolicyQA benchmark, k-fold by policy\n\nEach fold's model (trained without the fold's policies) "
               f"answers the questions of its held-out policies through the whole pipeline; {out['meta']['folds']} folds "
-              f"from {out['meta']['folds_dir']}, {out['meta']['questions']} questions.\n\n" + "\n".join(lines) + "\n")
+              f"from {out['meta']['folds_dir']}, {out['meta']['questions']} questions; answer-sentence scorer: "
+              f"{out['meta'].get('scorer')}.\n\n" + "\n".join(lines) + "\n")
         print(md)
         write_atomic(REPORTS / "policyqa_benchmark_kfold.md", md)
         write_atomic(REPORTS / "policyqa_benchmark_kfold.json", json.dumps(jsonable(out), indent=1) + "\n")
@@ -286,4 +312,6 @@ if __name__ == "__main__":
     p.add_argument("--model", help="embedding model (default: the product's default)")
     p.add_argument("--folds", type=Path, metavar="DIR",
                    help="k-fold figures: each fold model in DIR (policyqa train --save-folds DIR) on its held-out policies")
+    p.add_argument("--scorer-pairs", type=Path, metavar="FILE",
+                   help="with --folds: refit the sentence scorer per fold from these pairs (policyqa train --scorer --pairs FILE)")
     sys.exit(main(p.parse_args()))

@@ -468,7 +468,12 @@ def add_arguments(p) -> None:
 
     d = TrainConfig()
     p.add_argument("--out", type=Path, help=f"directory to write (default {TRAINED_DIR}/<name>)")
-    p.add_argument("--name", default=DEFAULT_TRAINED, help=f"model name (default {DEFAULT_TRAINED})")
+    p.add_argument("--name", help=f"model name (default {DEFAULT_TRAINED}; with --scorer policyqa/sentence-scorer-v1)")
+    p.add_argument("--scorer", action="store_true",
+                   help="train the answer-sentence scorer (qa/scorer_train.py) instead of the retriever; --folds, "
+                        "--seed, --limit, --policyqa, --out, --name apply")
+    p.add_argument("--encoder", help="with --scorer: the encoder that retrieves the training passages (default: the shipped one)")
+    p.add_argument("--pairs", type=Path, metavar="FILE", help="with --scorer: cache the (question, sentence) pairs in FILE (.npz), or reuse it")
     p.add_argument("--folds", type=int, default=2,
                    help="k-fold by policy for honest figures (default 2, which keeps the command within 30 minutes; 0 skips)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -484,7 +489,7 @@ def add_arguments(p) -> None:
 
 
 def run_from_args(args) -> int:
-    from index.trained import TRAINED_DIR
+    from index.trained import DEFAULT_TRAINED, TRAINED_DIR
 
     from index.embed import ModelError
     from index.trainset import policyqa_file
@@ -493,6 +498,7 @@ def run_from_args(args) -> int:
     if not Path(data).is_file():
         raise ModelError(f"no PolicyQA training data at {data}; pass --policyqa PATH/TO/dev.json")
     config = TrainConfig(seed=args.seed, epochs=args.epochs, layers=args.layers, lr=args.lr, max_steps=args.max_steps)
+    args.name = args.name or DEFAULT_TRAINED
     out = args.out or TRAINED_DIR / args.name.rsplit("/", 1)[-1]
     if args.attach_folds:
         attach_folds(out, args.attach_folds)

@@ -35,7 +35,9 @@ def _records() -> dict[str, Path]:
     if TRAINED_DIR.is_dir():
         for spec in sorted(TRAINED_DIR.glob(f"*/{MODEL_JSON}")):
             try:
-                out[json.loads(spec.read_text(encoding="utf-8"))["name"]] = spec.parent
+                record = json.loads(spec.read_text(encoding="utf-8"))
+                if record.get("format", "policyqa-trained-layers") == "policyqa-trained-layers":  # not the sentence scorer
+                    out[record["name"]] = spec.parent
             except (OSError, ValueError, KeyError):
                 continue
     return out

@@ -132,6 +132,7 @@ class Answer:
     by_policy: list[SiteRow] = field(default_factory=list)
     scope_reason: str = ""  # why these policies were searched, in words a page can show
     language: str = "en"  # the question's ("en", "ja"): the answer's own words are in it, the quotes stay English
+    scorer: str | None = None  # the answer-sentence scorer (qa.scorer) the engine answered with, if any
 
     def to_dict(self) -> dict:
         d = {
@@ -147,6 +148,8 @@ class Answer:
         }
         if self.error is not None:
             d["error"] = self.error
+        if self.scorer is not None:
+            d["scorer"] = self.scorer
         return d
 
     @classmethod
@@ -156,6 +159,7 @@ class Answer:
             citations=[Citation.from_dict(c) for c in d["citations"]], timings_ms=dict(d.get("timings_ms") or {}),
             error=d.get("error"), by_policy=[SiteRow.from_dict(r) for r in d.get("by_policy") or []],
             scope_reason=d.get("scope_reason") or "", language=d.get("language") or "en",
+            scorer=d.get("scorer"),
         )
 
     @classmethod

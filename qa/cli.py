@@ -240,6 +240,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.scorer:  # the answer-sentence scorer retrieves with the engine, so it is trained from qa/
+        from qa.scorer_train import run_from_args as train_scorer
+
+        return train_scorer(args)
     from index.train import run_from_args
 
     return run_from_args(args)

@@ -20,10 +20,11 @@ from index.types import Answer, Citation, Hit, SiteRow
 from qa.abstain import about_the_policies, common_words, coverage, policy_vocabularies
 from qa.compose import SECOND_QUOTE_MARGIN, compose_answer, compose_comparison
 from qa.expand import expand
-from qa.highlight import highlight_span
+from qa.highlight import choose_span, highlight_span
 from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese, unknown_words
 from qa.resolve import name_patterns, resolve_policies, strip_names
 from qa.retrieve import RetrievalSettings, retrieve
+from qa.scorer import DEFAULT_SCORER, SentenceScorer, inverse_document_frequencies, load_scorer, passage_features
 from qa.scope import asks_across, conversation_scope, refers_back, without_across_words
 
 MAX_QUESTION_CHARS = 2000
@@ -80,6 +81,21 @@ class Settings:
     # heading 0.2: hit@1 0.944; without the heading 0.889 then).
     ja_retrieval: RetrievalSettings = field(default_factory=lambda: RetrievalSettings(lexical_weight=0.25, sentence_weight=0.5, heading_weight=0.2))
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
+    # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v1; None: off): P(a sentence holds
+    # the answer) for the sentences of an English question's top passages. Chosen on the dev questions
+    # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` x the passage's best probability is added to the fused score of
+    # the top `scorer_pool` passages (dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863);
+    # `scorer_evidence` > 0 makes the abstention rule's "a sentence close in meaning" that probability >= it
+    # instead of the cosine (refused answerable 8 -> 6 at the same recall). Choosing the highlight by it
+    # (`scorer_highlight`) cost dev highlight-hit@1 0.687 -> 0.642 (the hand rule of qa.highlight stays). A plain
+    # probability threshold as a further reason to refuse was measured and dropped: at 0.1 it refused 5 more
+    # answerable dev questions to catch 3 more unanswerable ones.
+    scorer: str | None = DEFAULT_SCORER
+    scorer_rerank: float = 0.3
+    scorer_pool: int = 5
+    scorer_evidence: float = 0.1
+    scorer_highlight: bool = False
+    scorer_margin: float = 0.15  # with scorer_highlight: a short highlight takes in a neighbour this close in probability
 
 
 def clean_question(question: object) -> str:
@@ -129,6 +145,8 @@ class Engine:
         self.settings = settings
         self.patterns = name_patterns(index.policies)
         self.vocabularies = policy_vocabularies(index)
+        self.scorer: SentenceScorer | None = load_scorer(settings.scorer) if settings.scorer else None
+        self.idf = inverse_document_frequencies(index) if self.scorer is not None else {}
         self._multilingual = None  # (view of the index, encoder), made at the first Japanese question
         if index.multilingual is not None:
             from index.e5 import E5_MODEL
@@ -201,6 +219,15 @@ class Engine:
             text = f"{context} {text}"
         return text
 
+    def query_terms(self, question: str, policy: str) -> tuple[str, list[str]]:
+        """(text to encode, BM25 tokens) of an English question asked of one policy, as `ask` searches
+        with them (training the sentence scorer on what the engine retrieves: qa.scorer_train)."""
+        question = clean_question(question)
+        _, spans, _ = self.scope(question, policy, [])
+        query = self.query_text(question, spans, [])
+        tokens = tokenize(query)
+        return query, tokens + tokenize(expand(query)) if self.settings.expand_lexical else tokens
+
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         question = clean_question(question)
@@ -229,10 +256,17 @@ class Engine:
         searched = scope or list(self.index.policies)
         if comparing:
             return self._compare(question, query, vector, lexical_tokens, scope, searched, k, reason, (t0, t1, t2))
-        hits = self._hits(vector, lexical_tokens, scope, k)
+        if self.scorer is not None and self.settings.scorer_rerank > 0:
+            hits, cited = self._rerank(self._hits(vector, lexical_tokens, scope, max(k, self.settings.scorer_pool)), vector, set(lexical_tokens))
+            hits, cited = hits[:k], cited[:k]
+        else:
+            hits = cited = self._hits(vector, lexical_tokens, scope, k)
         t3 = time.perf_counter()
-        citations, evidence = self._citations(hits, vector, set(lexical_tokens))
+        citations, evidence = self._citations(cited, vector, set(lexical_tokens))
         off_topic = self.settings.off_topic_check and not scope and not about_the_policies(query)
+        if self.scorer is not None and self.settings.scorer_evidence > 0 and hits:
+            # the probability on the cosine rule's scale: under scorer_evidence reads as under strong_evidence
+            evidence = self._best_probability(hits, vector, set(lexical_tokens)) * self.settings.strong_evidence / self.settings.scorer_evidence
         abstained = not citations or self._abstains(query, searched, evidence, off_topic)
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
         return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
@@ -252,7 +286,32 @@ class Engine:
             timings_ms={name: 1000 * v for name, v in timings.items()},
             by_policy=list(by_policy or []),
             scope_reason=reason,
+            scorer=self.settings.scorer if self.scorer is not None else None,
         )
+
+    def _probabilities(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(sentence spans, P(holds the answer)) for each hit's sentences, by the sentence scorer."""
+        top = hits[0].score if hits else 0.0
+        out = []
+        for rank, hit in enumerate(hits):
+            spans, _, X = passage_features(self.index, hit.row, vector, tokens, hit.score, top, rank, self.idf)
+            out.append((spans, self.scorer.probabilities(X)))
+        return out
+
+    def _rerank(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> tuple[list[Hit], list[Hit]]:
+        """The top `scorer_pool` hits reordered by fused score + scorer_rerank x their best sentence probability:
+        (as retrieved, the scorer's features read these scores; with that sum as their score, for the citations)."""
+        pool = self.settings.scorer_pool
+        head = hits[:pool]
+        best = [float(p.max()) if len(p) else 0.0 for _, p in self._probabilities(head, vector, tokens)]
+        scores = [h.score + self.settings.scorer_rerank * b for h, b in zip(head, best)]
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        return [head[i] for i in order] + hits[pool:], [replace(head[i], score=scores[i]) for i in order] + hits[pool:]
+
+    def _best_probability(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> float:
+        """The top passage's best sentence probability (0 for a passage without sentences)."""
+        (_, probabilities), = self._probabilities(hits[:1], vector, tokens)
+        return float(probabilities.max()) if len(probabilities) else 0.0
 
     def _abstains(self, query: str, policy_ids: list[str], evidence: float, off_topic: bool) -> bool:
         """The calibrated rule: too few of the question's key words in these policies and no sentence
@@ -315,7 +374,7 @@ class Engine:
             elsewhere = any(word not in missing[other] for word in missing[pid] for other in shown if other != pid)
             abstained = abstains(query, [pid], evidence, False) or (elsewhere and evidence < strong)
             close = [h for h in second if not abstained and h.score >= first.score - SECOND_QUOTE_MARGIN]
-            rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set, view)[0]))
+            rows.append((pid, first.score, abstained, [citation] + self._citations(close, vector, token_set, view, first.score)[0]))
         # Sites whose policy answers first (best first), then those that do not say.
         rows.sort(key=lambda r: (r[2], -r[1]))
         citations: list[Citation] = []
@@ -328,6 +387,8 @@ class Engine:
         answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown), language)
         answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
         answer.language = language
+        if japanese:
+            answer.scorer = None
         return answer
 
     def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]],
@@ -366,6 +427,7 @@ class Engine:
         answer_text = compose_answer(citations, self.index.policies, scope, abstained, language="ja")
         answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
         answer.language = "ja"
+        answer.scorer = None  # highlights chosen by the rule: the scorer reads the English encoder's cosines
         return answer
 
     def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int, index: StoredIndex | None = None,
@@ -386,10 +448,19 @@ class Engine:
         rest = [h for h in pool if h not in leaders]
         return (leaders + rest)[:k]
 
-    def _citations(self, hits: list[Hit], vector: np.ndarray, tokens: set[str], index: StoredIndex | None = None) -> tuple[list[Citation], float]:
+    def _citations(self, hits: list[Hit], vector: np.ndarray, tokens: set[str], index: StoredIndex | None = None,
+                   top_score: float | None = None) -> tuple[list[Citation], float]:
         citations, evidence = [], -1.0
+        # The scorer was trained on the English encoder's cosines: questions in Japanese (another index view) keep the rule.
+        scorer = self.scorer if index is None and self.settings.scorer_highlight else None
+        top = hits[0].score if top_score is None and hits else top_score
         for n, hit in enumerate(hits, start=1):
             start, end, score = highlight_span(index or self.index, hit.row, vector, tokens)
+            if scorer is not None:
+                spans, _, X = passage_features(self.index, hit.row, vector, tokens, hit.score, top, n - 1, self.idf)
+                if len(spans):
+                    start, end = choose_span(self.index.policies[hit.passage.policy_id].text, spans, scorer.probabilities(X), tokens,
+                                             self.settings.scorer_margin)
             if n == 1:
                 evidence = score  # how well the best sentence of the top clause matches: abstention's second signal
             policy = self.index.policies[hit.passage.policy_id]

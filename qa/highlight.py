@@ -47,17 +47,24 @@ def highlight_span(
         float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) - (0.1 if e - s < SHORT_SENTENCE else 0.0)
         for c, (s, e) in zip(cosine, spans)
     ]
+    start, end = choose_span(text, spans, scores, question_tokens)
+    return start, end, max(scores)
+
+
+def choose_span(text: str, spans: np.ndarray, scores, question_tokens: set[str], margin: float = 0.15) -> tuple[int, int]:
+    """(start, end) of the best-scoring sentence, joined by a neighbour scoring within `margin` when
+    it is short, and cut to a window round the question's words when long."""
     best = int(np.argmax(scores))
     start, end = int(spans[best][0]), int(spans[best][1])
     # A short best sentence ("1.When it is necessary ...") reads better with its neighbour.
     for neighbour in (best + 1, best - 1):
         if 0 <= neighbour < len(spans) and end - start < 120:
             s, e = int(spans[neighbour][0]), int(spans[neighbour][1])
-            if max(end, e) - min(start, s) <= MAX_HIGHLIGHT and scores[neighbour] >= scores[best] - 0.15:
+            if max(end, e) - min(start, s) <= MAX_HIGHLIGHT and scores[neighbour] >= scores[best] - margin:
                 start, end = min(start, s), max(end, e)
     if end - start > LONG_SENTENCE:
         start, end = _best_window(text, start, end, question_tokens)
-    return start, end, scores[best]
+    return start, end
 
 
 def _best_window(text: str, start: int, end: int, question_tokens: set[str]) -> tuple[int, int]:

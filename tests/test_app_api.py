@@ -32,8 +32,8 @@ def test_ask_returns_the_cli_json(client, engine):
     got = client.predict(QUESTION, api_name="/ask")
     want = engine.ask(QUESTION).to_dict()  # what `policyqa ask --json` prints
     assert set(got) == set(want) == {"question", "answer", "abstained", "policies", "citations", "timings_ms",
-                                     "by_policy", "scope_reason", "language"}
-    assert got["language"] == "en"
+                                     "by_policy", "scope_reason", "language", "scorer"}
+    assert got["language"] == "en" and got["scorer"] == "policyqa/sentence-scorer-v1"
     assert _without_timings(got) == _without_timings(want)
     assert set(got["timings_ms"]) >= {"encode", "retrieve", "total"}
     assert not got["abstained"] and got["policies"] == ["japanwork"]
