@@ -24,7 +24,7 @@ from qa.highlight import choose_span, highlight_span
 from qa.japanese import about_the_policies_ja, bridge, coverage_ja, is_japanese, unknown_words
 from qa.resolve import name_patterns, resolve_policies, strip_names
 from qa.retrieve import RetrievalSettings, retrieve
-from qa.scorer import DEFAULT_SCORER, SentenceScorer, inverse_document_frequencies, load_scorer, passage_features
+from qa.scorer import DEFAULT_SCORER, SentenceScorer, inverse_document_frequencies, passage_features, scorer_for
 from qa.scope import asks_across, conversation_scope, refers_back, without_across_words
 
 MAX_QUESTION_CHARS = 2000
@@ -145,7 +145,8 @@ class Engine:
         self.settings = settings
         self.patterns = name_patterns(index.policies)
         self.vocabularies = policy_vocabularies(index)
-        self.scorer: SentenceScorer | None = load_scorer(settings.scorer) if settings.scorer else None
+        # None over an index of another model (e.g. --model BASE_MODEL): the scorer reads its encoder's cosines
+        self.scorer: SentenceScorer | None = scorer_for(settings.scorer, encoder.name)
         self.idf = inverse_document_frequencies(index) if self.scorer is not None else {}
         self._multilingual = None  # (view of the index, encoder), made at the first Japanese question
         if index.multilingual is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,6 +125,9 @@ class SentenceScorer:
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    # The encoder whose cosines it was fitted on (model.json's "encoder"; None: not recorded). Its features
+    # read that encoder's cosines, so the engine turns the scorer off over an index built by another model.
+    encoder: str | None = None
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
@@ -221,4 +224,12 @@ def load_scorer(name: str = DEFAULT_SCORER) -> SentenceScorer:
                               "reinstall PolicyQA or retrain with `policyqa train --scorer`")
     if WEIGHTS not in spec.get("files", {}):
         raise ScorerError(f"{directory / MODEL_JSON} lists no {WEIGHTS}")
-    return SentenceScorer.from_dict(json.loads((directory / WEIGHTS).read_text(encoding="utf-8")))
+    scorer = SentenceScorer.from_dict(json.loads((directory / WEIGHTS).read_text(encoding="utf-8")))
+    return replace(scorer, encoder=spec.get("data", {}).get("encoder"))
+
+
+def scorer_for(name: str | None, encoder_name: str) -> SentenceScorer | None:
+    """The scorer `name` when it may read `encoder_name`'s cosines, else None (no scorer asked for, or
+    one fitted on another encoder: its probabilities would not mean what they were trained to)."""
+    scorer = load_scorer(name) if name else None
+    return scorer if scorer is not None and scorer.encoder in (None, encoder_name) else None

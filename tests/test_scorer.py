@@ -11,7 +11,7 @@ import pytest
 
 from index.trainset import policyqa_file
 from qa.scorer import (DEFAULT_SCORER, FEATURES, ScorerError, expected_calibration_error, fit, load_scorer, log_loss,
-                       scorer_directory)
+                       scorer_directory, scorer_for)
 from qa.scorer_train import Pairs, group_folds, highlight_accuracy, rerank_hits
 
 needs_policyqa = pytest.mark.skipif(not policyqa_file().is_file(), reason="PolicyQA dev split not present (../shared)")
@@ -122,3 +122,13 @@ def test_tiny_scorer_training_loads_and_is_used_when_answering(tmp_path, engine)
     assert (answer.citations[0].start, answer.citations[0].end) == (top.passage.start, top.passage.end)
     off = engine.with_settings(replace(engine.settings, scorer=None)).ask(question, k=3)
     assert "scorer" not in off.to_dict()
+
+
+def test_the_scorer_reads_only_the_cosines_of_the_encoder_it_was_fitted_on():
+    from index.embed import BASE_MODEL, DEFAULT_MODEL
+
+    shipped = load_scorer(DEFAULT_SCORER)
+    assert shipped.encoder == DEFAULT_MODEL  # recorded in its model.json
+    assert scorer_for(DEFAULT_SCORER, DEFAULT_MODEL) == shipped
+    assert scorer_for(DEFAULT_SCORER, BASE_MODEL) is None  # an index built with --model BASE_MODEL: rule only
+    assert scorer_for(None, DEFAULT_MODEL) is None
