@@ -717,24 +717,30 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     def new_conversation(session):
         return [], sources_html(None), "", _new_session()
 
+    probe = _queue_cache_probe()
+    shared = SharedAnswers(holder)
+
     async def ask(question: str, policy: str | None = None) -> dict:
         """Answer a question from the privacy policies. Returns the same JSON object as
         `policyqa ask --json`, or {"error": message} for a question that cannot be asked."""
         # An answer already given is returned on the event loop; only a new question takes a worker
         # thread (Gradio runs a plain function in one for every event: a hop that cost more than the
         # cached answer under 100 users).
-        try:
-            hit = holder.cached(question, policy or None)
-        except Exception:  # whatever it was, the full path below reports it properly
-            hit = None
+        hit = shared.given(question, policy)
         if hit is not None:
             return hit
-        return (await anyio.to_thread.run_sync(api_answer, holder, question, policy))[0]
+        if probe is not None and probe[0].get():  # Gradio asks "answered already?" inside queue/join: no
+            raise probe[1]()
+        return (await shared.answer(question, policy))[0]
 
     # Real types, not the strings `from __future__ import annotations` leaves: Gradio reads the hints
     # for every event (typing.get_type_hints), and evaluating strings there was a visible cost.
     ask.__annotations__ = {"question": str, "policy": str | None, "return": dict}
     ask.__signature__ = inspect.signature(ask)  # read for every event too (special_args)
+    if probe is not None:
+        # Gradio's cache fast path (see _queue_cache_probe): an answer already given goes back inside
+        # the `queue/join` request as one process_completed message, without a queue slot.
+        ask.cache = holder
 
     with gr.Blocks(title="PolicyQA — job-site privacy policies, quoted", analytics_enabled=False,
                    elem_classes=["pq-page"], delete_cache=(3600, 3600)) as demo:
@@ -819,6 +825,7 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         gr.api(ask, api_name="ask")
     demo.pq_max_upload = f"{MAX_BYTES // 2**20}mb" if allow_add else "1mb"
     demo.pq_holder = holder  # for POST /api/ask, mounted at launch
+    demo.pq_answers = shared  # the same questions in flight for both APIs
     return demo
 
 
@@ -835,6 +842,43 @@ def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int
         return {"error": "something went wrong while answering; please try again"}, 500
 
 
+class SharedAnswers:
+    """`api_answer` in a worker thread, once per question in flight: when visitors ask the same new
+    question at the same time (a popular question after start-up, the first round of a load test),
+    one thread asks the engine and the others await its answer; before, each of them (up to the
+    queue's 4 at once for /ask, the thread limit for POST /api/ask) ran the engine again, ~15 ms of
+    the two cores each. Questions that are not plain text are never shared; the answer cache
+    (`EngineHolder.cached`) serves repeats afterwards. Lives on the server's event loop: no locks."""
+
+    def __init__(self, holder: "EngineHolder"):
+        self.holder = holder
+        self._flights: dict = {}  # (id(engine), question, policy) -> (engine, task)
+
+    def given(self, question, policy=None) -> dict | None:
+        """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
+        try:
+            return self.holder.cached(question, policy or None)
+        except Exception:  # whatever it was, `answer` reports it properly
+            return None
+
+    async def answer(self, question, policy=None, limiter=None) -> tuple[dict, int]:
+        import asyncio
+
+        policy = policy or None
+        if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
+            return await anyio.to_thread.run_sync(api_answer, self.holder, question, policy, limiter=limiter)
+        engine = self.holder.current()
+        key = (id(engine), question, policy)
+        flight = self._flights.get(key)
+        if flight is None or flight[0] is not engine:
+            task = asyncio.ensure_future(anyio.to_thread.run_sync(api_answer, self.holder, question, policy, limiter=limiter))
+            flight = self._flights[key] = (engine, task)
+            task.add_done_callback(lambda _, key=key, flight=flight: self._flights.pop(key, None)
+                                   if self._flights.get(key) is flight else None)
+        # Shielded: a visitor who leaves cancels only their own wait, never the answer others await.
+        return await asyncio.shield(flight[1])
+
+
 API_MAX_BODY = 64 * 1024  # bytes of JSON a POST /api/ask may send (a question is at most 2,000 characters)
 
 
@@ -848,6 +892,9 @@ def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAU
     from starlette.responses import JSONResponse
 
     limiter = anyio.CapacityLimiter(threads)
+    shared = getattr(demo, "pq_answers", None)
+    if shared is None or shared.holder is not holder:
+        shared = SharedAnswers(holder)
 
     def refuse(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -870,8 +917,11 @@ def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAU
         unknown = sorted(set(data) - {"question", "policy"})
         if unknown:
             return refuse(400, f"unknown field {unknown[0][:40]!r}; send \"question\" and, optionally, \"policy\"")
-        result, status = await anyio.to_thread.run_sync(api_answer, holder, data["question"], data.get("policy"),
-                                                        limiter=limiter)
+        # An answer already given is returned on the event loop, as /ask does; a new one takes a thread.
+        result = shared.given(data["question"], data.get("policy"))
+        status = 200
+        if result is None:
+            result, status = await shared.answer(data["question"], data.get("policy"), limiter=limiter)
         return JSONResponse(result, status_code=status)
 
     demo.app.add_route("/api/ask", api_ask, methods=["POST"], include_in_schema=False)  # plain Starlette: no FastAPI injection
@@ -910,6 +960,80 @@ def _cache_block_signatures(demo: gr.Blocks) -> None:
                     init.__signature__ = inspect.signature(init)
                 except (TypeError, ValueError):
                     pass
+
+
+def _queue_cache_probe():
+    """Gradio 6 answers an event whose function has a `cache` attribute (what `gr.cache` sets) inside
+    the `queue/join` request, under `ProbeCache`: when the function returns, its output goes to the
+    visitor as a single process_completed message (no queue slot, no estimation or process_starts
+    message, no worker); when it raises `CacheMissError`, the event is queued as usual. Under 100
+    gradio_client users that halves the messages per question. Returns (the probe flag, the error
+    to raise on a miss), or None where this Gradio does not work that way (then /ask is queued as
+    stock Gradio does)."""
+    import contextvars
+
+    try:
+        import gradio.caching as caching
+        import gradio.queueing as queueing
+
+        major = int(gr.__version__.split(".")[0])
+        probe, miss = caching._probe_mode_active, caching.CacheMissError
+        source = inspect.getsource(queueing.Queue.push)
+    except (ImportError, AttributeError, ValueError, OSError, TypeError):
+        return None
+    if (major != 6 or not isinstance(probe, contextvars.ContextVar) or queueing.ProbeCache is not caching.ProbeCache
+            or queueing.CacheMissError is not miss or 'hasattr(fn.fn, "cache")' not in source
+            or "except CacheMissError" not in source):
+        return None
+    return probe, miss
+
+
+def _finish_events_answered_in_join(queue) -> bool:
+    """Two gaps of Gradio's cache fast path (see _queue_cache_probe), closed around `Queue.push`:
+    - it registers the event in `Queue.event_ids_to_events` and never removes it (the queue's worker,
+      which would, never sees the event): one leaked Event, with its request, per cached answer. It is
+      removed once `push` returns with the event in no queue (a queued event is in its queue then:
+      nothing is awaited in between);
+    - a malformed request (e.g. one value for /ask's two) fails there with an exception, a 500 for
+      `queue/join` and a traceback quoting the inputs in the log; the queue path answers it with a
+      process_completed error message instead. It gets that message here, and a one-line log entry
+      without the inputs.
+    Returns whether `push` was wrapped (False: already, or not this Queue)."""
+    from gradio.server_messages import ProcessCompletedMessage
+    from gradio.utils import error_payload
+
+    push = getattr(queue, "push", None)
+    if push is None or getattr(push, "pq_finishes", False) or not isinstance(getattr(queue, "event_ids_to_events", None), dict):
+        return False
+
+    async def finishing_push(*args, **kwargs):
+        body = kwargs.get("body", args[0] if args else None)
+        sent_id = getattr(body, "event_id", None)  # a visitor may send any id: only one `push` made is ours
+        try:
+            result = await push(*args, **kwargs)
+        except Exception as e:
+            made_id = getattr(body, "event_id", None)
+            event = queue.event_ids_to_events.get(made_id) if made_id and made_id != sent_id else None
+            if event is None or event.session_hash != getattr(body, "session_hash", None):
+                raise
+            queue.event_ids_to_events.pop(made_id, None)
+            log.error("/ask failed before it was queued: %s at %s", type(e).__name__, _where(e))
+            content = error_payload(e, queue.blocks.show_error)
+            queue.send_message(event, ProcessCompletedMessage(output=content, title=content.get("title", "Error"),
+                                                              success=False))
+            return True, event._id, "success"
+        try:
+            success, event_id = result[0], result[1]
+            event = queue.event_ids_to_events.get(event_id) if success and isinstance(event_id, str) else None
+            if event is not None and not any(event in q.queue for q in queue.event_queue_per_concurrency_id.values()):
+                queue.event_ids_to_events.pop(event_id, None)
+        except Exception:  # bookkeeping only: never fail a question for it
+            pass
+        return result
+
+    finishing_push.pq_finishes = True
+    queue.push = finishing_push
+    return True
 
 
 def _login_check_on_event_loop(app) -> int:
@@ -967,6 +1091,8 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
 
         raise UsageError(f"cannot serve on {host}:{port} ({str(e).split('. ')[0]}); choose another --port or --host") from None
     _login_check_on_event_loop(demo.app)
+    if _queue_cache_probe() is not None:
+        _finish_events_answered_in_join(demo._queue)
     if getattr(demo, "pq_holder", None) is not None:
         mount_json_api(demo, demo.pq_holder, concurrency)
     # Everything loaded so far (Gradio, the engine, the index: ~230,000 objects) lives as long as the

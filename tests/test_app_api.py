@@ -135,3 +135,143 @@ def test_login_check_moved_to_the_event_loop_still_refuses():
         assert app._login_check_on_event_loop(demo.app) == 0  # all done the first time
     finally:
         demo.close()
+
+
+def _raw_ask(url: str, data: list) -> tuple[int, list[dict]]:
+    """One /ask the way gradio_client 2.x asks (sse_v3): POST queue/join, then read the session's
+    stream; returns the join status and the stream's messages (heartbeats left out)."""
+    import json
+    import uuid
+
+    import httpx
+
+    config = httpx.get(url + "config", timeout=10).json()
+    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "ask")
+    session = uuid.uuid4().hex
+    join = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": session}, timeout=30)
+    if join.status_code != 200:
+        return join.status_code, []
+    messages = []
+    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=30) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message["msg"] != "heartbeat":
+                    messages.append(message)
+    return 200, messages
+
+
+@pytest.fixture(scope="module")
+def own_app(engine, launch):
+    """A page of its own, so its Gradio queue can be inspected."""
+    import app
+
+    demo = app.build_app(engine)
+    url = launch(demo)
+    yield demo, url
+    demo.close()
+
+
+def test_a_given_answer_is_one_message_without_a_queue_slot(own_app, engine):
+    # A question already answered goes back inside queue/join (Gradio's cache fast path): the stream
+    # holds only process_completed (with the same object) and close_stream, no estimation/process_starts.
+    # Fails when a Gradio upgrade stops that path (then see app._queue_cache_probe).
+    demo, url = own_app
+    question = "does en Japan share my data with advertisers?"
+    status, first = _raw_ask(url, [question, None])
+    assert status == 200 and "process_starts" in [m["msg"] for m in first]  # new: queued and asked
+    status, again = _raw_ask(url, [question, None])
+    assert status == 200 and [m["msg"] for m in again] == ["process_completed", "close_stream"]
+    assert again[0]["success"] and again[0]["output"]["data"] == first[-2]["output"]["data"]
+    assert _without_timings(again[0]["output"]["data"][0]) == _without_timings(engine.ask(question).to_dict())
+    # Neither path leaves the event behind in the queue's registry (Gradio's fast path alone would).
+    assert not demo._queue.event_ids_to_events
+
+
+def test_a_malformed_ask_gets_an_error_message_and_nothing_logged(own_app, capfd):
+    # One value for /ask's two: the stream reports an error (as the queue path does), not a 500 for
+    # queue/join, and the log does not quote the inputs.
+    demo, url = own_app
+    marker = "quokkamarigold-4417 can JapanWork share my data"
+    for data in ([marker], [marker, None, "extra", "values"]):
+        status, messages = _raw_ask(url, data)
+        assert status == 200
+        assert messages[-2]["msg"] == "process_completed" and messages[-1]["msg"] == "close_stream"
+    out, err = capfd.readouterr()
+    assert "quokkamarigold" not in out + err
+    assert not demo._queue.event_ids_to_events
+
+
+def test_the_same_new_question_at_once_asks_the_engine_once(own_app, engine, monkeypatch):
+    # 12 visitors (gradio_client and POST /api/ask) ask one new question while it is being answered:
+    # one engine run, one answer for all.
+    import threading
+    import time
+
+    import httpx
+    from gradio_client import Client
+
+    demo, url = own_app
+    question = "how long does JACCES keep the data of a cancelled membership?"
+    runs, ask = [], engine.ask
+
+    def slow_ask(*args, **kwargs):
+        runs.append(1)
+        time.sleep(0.5)  # so every visitor arrives while the first answer is in flight
+        return ask(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "ask", slow_ask)
+    clients = [Client(url, verbose=False) for _ in range(6)]
+    answers = []
+
+    def by_client(client):
+        answers.append(client.predict(question, None, api_name="/ask"))
+
+    def by_json():
+        answers.append(httpx.post(url + "api/ask", json={"question": question}, timeout=60).json())
+
+    threads = [threading.Thread(target=by_client, args=(c,)) for c in clients] + [threading.Thread(target=by_json) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 12 and all(a == answers[0] for a in answers) and "error" not in answers[0]
+    assert len(runs) == 1
+    assert not demo.pq_answers._flights  # nothing left in flight
+
+
+def test_a_failed_join_never_touches_another_visitors_event():
+    # The error message for a failed queue/join goes only to an event that join itself made: a request
+    # naming someone else's event id (and failing before Gradio assigns its own) changes nothing.
+    import asyncio
+    from types import SimpleNamespace
+
+    import app
+
+    sent = []
+    theirs = SimpleNamespace(_id="their-event", session_hash="their-session")
+    queue = SimpleNamespace(event_ids_to_events={"their-event": theirs}, event_queue_per_concurrency_id={},
+                            blocks=SimpleNamespace(show_error=False), send_message=lambda e, m: sent.append((e, m)))
+
+    async def failing_push(body, request=None, username=None):
+        raise KeyError("no such function")  # before any event of this request exists
+
+    queue.push = failing_push
+    assert app._finish_events_answered_in_join(queue)
+    body = SimpleNamespace(event_id="their-event", session_hash="my-session")
+    with pytest.raises(KeyError):
+        asyncio.run(queue.push(body=body, request=None, username=None))
+    assert queue.event_ids_to_events == {"their-event": theirs} and not sent
+
+    async def push_that_registers_then_fails(body, request=None, username=None):
+        mine = SimpleNamespace(_id="my-event", session_hash=body.session_hash)
+        queue.event_ids_to_events["my-event"] = mine
+        body.event_id = "my-event"
+        raise ValueError("not enough input values")
+
+    queue.push = push_that_registers_then_fails
+    assert app._finish_events_answered_in_join(queue)
+    ok, event_id, state = asyncio.run(queue.push(body=SimpleNamespace(event_id=None, session_hash="my-session"), request=None, username=None))
+    assert (ok, event_id, state) == (True, "my-event", "success")
+    assert [e._id for e, _ in sent] == ["my-event"] and not sent[0][1].success
+    assert queue.event_ids_to_events == {"their-event": theirs}
