@@ -83,15 +83,19 @@ class Settings:
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
     # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v1; None: off): P(a sentence holds
     # the answer) for the sentences of an English question's top passages. Chosen on the dev questions
-    # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` x the passage's best probability is added to the fused score of
-    # the top `scorer_pool` passages (dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863);
+    # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` > 0 adds it x the
+    # passage's best probability to the fused score of the top `scorer_pool` passages (over minilm-policy-v1:
+    # dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863; see below for v2);
     # `scorer_evidence` > 0 makes the abstention rule's "a sentence close in meaning" that probability >= it
     # instead of the cosine (refused answerable 8 -> 6 at the same recall). Choosing the highlight by it
     # (`scorer_highlight`) cost dev highlight-hit@1 0.687 -> 0.642 (the hand rule of qa.highlight stays). A plain
     # probability threshold as a further reason to refuse was measured and dropped: at 0.1 it refused 5 more
     # answerable dev questions to catch 3 more unanswerable ones.
     scorer: str | None = DEFAULT_SCORER
-    scorer_rerank: float = 0.3
+    # Over minilm-policy-v2 the rerank no longer earns its place: dev hit@1/hit@3/highlight identical with and
+    # without it (0.836 / 0.955 / 0.739, eval/reports/report.md `abl:` rows), PolicyQA 2-fold 0.305/0.552 with a
+    # scorer per fold vs 0.307/0.551 without, and 1-2 ms a question. Off; `abl:scorer-rerank` keeps the row.
+    scorer_rerank: float = 0.0
     scorer_pool: int = 5
     scorer_evidence: float = 0.1
     scorer_highlight: bool = False
