@@ -1,11 +1,11 @@
 """The gold questions (eval/questions_{dev,test}.jsonl) and per-question scoring of an answer dict."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from eval.metrics import contains_evidence, hit_at_k, mrr_at_k, ndcg_at_k, relevance
+from index.trained import file_sha256  # noqa: F401  (re-exported: the frozen splits' checksums)
 
 EVAL_DIR = Path(__file__).resolve().parent
 SPLITS = ("dev", "test")
@@ -34,10 +34,6 @@ def load_questions(split: str = "all", path_of=None) -> list[dict]:
         with open((path_of or split_path)(s), encoding="utf-8") as f:
             rows.extend({**json.loads(line), "split": s} for line in f if line.strip())
     return rows
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_recorded() -> dict:

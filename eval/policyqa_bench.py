@@ -28,6 +28,7 @@ from eval.common import REPORTS, benchmark_file, jsonable, set_threads, write_at
 import numpy as np
 
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile
+from index.trainset import overlaps, write_policyqa_corpus
 
 K = 10
 SHOWN = 3
@@ -45,19 +46,6 @@ def rebuild(data: dict) -> tuple[list[dict], list[dict]]:
     from index.trainset import rebuild_policyqa
 
     return rebuild_policyqa(data)
-
-
-def write_corpus(policies: list[dict], directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = {"about": "PolicyQA dev split, rebuilt for the open-policy benchmark", "policies": []}
-    for p in policies:
-        (directory / f"{p['id']}.txt").write_bytes(p["text"].encode("utf-8"))
-        manifest["policies"].append({"id": p["id"], "file": f"{p['id']}.txt", "company": p["title"], "service": p["title"]})
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-
-
-def overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start < ge and gs < end for gs, ge in spans)
 
 
 def score(question: dict, answer: dict) -> dict:
@@ -117,7 +105,7 @@ def run(limit: int | None = None, encoder=None, progress: bool = True, policy_id
     results = {}
     with tempfile.TemporaryDirectory(prefix="policyqa-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
-        write_corpus(policies, corpus)
+        write_policyqa_corpus(policies, corpus)
         loaded = load_corpus(corpus)
         by_id = {p["id"]: p["text"] for p in policies}
         if any(p.text != by_id[p.id] for p in loaded):
@@ -217,14 +205,12 @@ def report_markdown(out: dict) -> str:
 
 def trained_on(model: str, data: Path) -> bool:
     """Whether `model` is a trained model whose training data included this very file (by sha256)."""
-    from index.trained import is_trained, record
+    from index.trained import file_sha256, is_trained, record
 
     if not is_trained(model):
         return False
-    import hashlib
-
     spec, _ = record(model)
-    return spec.get("data", {}).get("policyqa", {}).get("sha256") == hashlib.sha256(Path(data).read_bytes()).hexdigest()
+    return spec.get("data", {}).get("policyqa", {}).get("sha256") == file_sha256(Path(data))
 
 
 def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None = None) -> dict:
@@ -256,21 +242,19 @@ def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None 
         per_fold.append({"fold": d.name, "policies": out["meta"]["policies"], **aggregate(out["scores"]["policyqa"])})
         meta = out["meta"]
     tmp.cleanup()
-    meta["scorer"] = "fitted per fold without its policies" if scorer_pairs else (Settings().scorer or "off") + " (in-sample)"
+    # Without fold scorers it is off: the shipped one reads only its own encoder's cosines (qa.scorer.scorer_for).
+    meta["scorer"] = "fitted per fold without its policies" if scorer_pairs else "off (no --scorer-pairs)"
     return {"meta": {**meta, "folds": len(fold_dirs), "folds_dir": str(folds_dir), "questions": len(scores)},
             "systems": {"policyqa (k-fold)": aggregate(scores)}, "per_fold": per_fold}
 
 
 def fold_scorer(pairs_file: Path, held: set[str], out: Path) -> Path:
     """A sentence scorer fitted on the cached pairs minus the PolicyQA policies in `held`, written to `out`."""
-    from qa.scorer import fit
-    from qa.scorer_train import Pairs, publish
+    from qa.scorer_train import Pairs, publish_fitted
 
     pairs = Pairs.load(pairs_file)
     keep = np.array([not (pairs.sources[q] == "policyqa" and pairs.groups[q] in held) for q in pairs.question])
-    scorer = fit(pairs.X[keep], pairs.y[keep], f"fold-without-{len(held)}-policies")
-    publish(out, scorer, {"format": "policyqa-sentence-scorer", "name": scorer.name, "held_out": sorted(held)}, card=False)
-    return out
+    return publish_fitted(pairs, keep, f"fold-without-{len(held)}-policies", out, held_out=sorted(held))
 
 
 def main(args=None) -> int:

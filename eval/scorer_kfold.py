@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from index.embed import Encoder
     from index.store import read_index
     from qa.engine import Engine, Settings
-    from qa.scorer import fit
-    from qa.scorer_train import Pairs, group_folds, publish, run as train_scorer
+    from qa.scorer_train import Pairs, group_folds, publish_fitted, run as train_scorer
 
     set_threads()
     if not args.pairs.is_file():
@@ -64,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         held_out = []
         for f, held in enumerate(folds):
             keep = ~np.isin(pairs.question, held)
-            scorer_dir = Path(tmp) / f"fold{f}"
-            publish(scorer_dir, fit(pairs.X[keep], pairs.y[keep], f"fold{f}"), {"format": "policyqa-sentence-scorer", "name": f"fold{f}"}, card=False)
+            scorer_dir = publish_fitted(pairs, keep, f"fold{f}", Path(tmp) / f"fold{f}")
             mine = [q for q in questions if fold_of.get(q["id"]) == f]
             held_out += run_system(EngineSystem(f"fold{f}", engine.with_settings(replace(engine.settings, scorer=str(scorer_dir)))), mine)
         untrained = [q for q in questions if q["id"] not in fold_of]

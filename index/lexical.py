@@ -79,12 +79,17 @@ def build_bm25(docs: Iterable[list[str]], k1: float = K1, b: float = B) -> tuple
     rows_a, cols_a, tf = (np.concatenate([blk[i] for blk in blocks]) for i in range(3))
     length = np.array(lengths, dtype=np.float32)
     df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    idf = bm25_idf(n, df)
     avg = float(length.mean()) if n else 1.0
     norm = k1 * (1 - b + b * length[rows_a] / max(avg, 1e-9))
     weights = idf[cols_a] * tf * (k1 + 1) / (tf + norm)
     matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, len(vocab)), dtype=np.float32)
     return vocab, matrix
+
+
+def bm25_idf(n: int, df: np.ndarray) -> np.ndarray:
+    """BM25's (Lucene's, never negative) inverse document frequency of terms found in `df` of `n` documents."""
+    return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
 def bm25_scores(vocab: dict[str, int], matrix: sparse.csc_matrix, query_tokens: list[str]) -> np.ndarray:

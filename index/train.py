@@ -12,7 +12,6 @@ answer masked out of its negatives. AdamW, linear warm-up then decay. Seeded and
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.trainset import Example, TrainSet
+from index.trained import file_sha256, publish_directory
+from index.trainset import Example, TrainSet, overlaps
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,7 @@ def _sentence_loss(model: _Model, batch: list[Example], sentences: tuple[list[st
     sentences masked); questions with no answer sentence are left out."""
     torch = model.torch
     texts, spans = sentences
-    gold = sorted({j for e in batch for j, (ss, se) in enumerate(spans) if any(ss < ge and gs < se for gs, ge in e.spans)})
+    gold = sorted({j for e in batch for j, (ss, se) in enumerate(spans) if overlaps(ss, se, e.spans)})
     others = [j for j in range(len(spans)) if j not in set(gold)]
     chosen = sorted(gold + [int(j) for j in rng.permutation(others)[:max(0, limit - len(gold))]]) if others else gold
     texts, spans = [texts[j] for j in chosen], [spans[j] for j in chosen]
@@ -351,10 +351,6 @@ def evaluate(model: _Model, trainset: TrainSet, examples: list[Example]) -> dict
     return out
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def save_layers(state: dict[str, np.ndarray], out: Path) -> dict[str, str]:
     """Write the trained layers as one float16 safetensors file per layer; {file: sha256}."""
     from safetensors.numpy import save_file
@@ -367,7 +363,7 @@ def save_layers(state: dict[str, np.ndarray], out: Path) -> dict[str, str]:
         part = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in sorted(state.items())
                 if int(k.split(".")[2]) == layer}
         save_file(part, str(out / name))  # no metadata: its key order varies, and the file must not
-        files[name] = sha256(out / name)
+        files[name] = file_sha256(out / name)
     return files
 
 
@@ -451,7 +447,7 @@ def _record(name, config, result, examples, trainset, data_file, t_start, figure
         "format": "policyqa-trained-layers", "name": name, "base": config.base, "kind": "sentence-encoder",
         "files": {}, "config": config.to_dict(), "steps": result.steps, "examples": len(examples),
         "seconds": {"train": round(result.seconds, 1), "total": round(time.perf_counter() - t_start, 1)},
-        "data": {"policyqa": {"file": data_file.name, "sha256": sha256(data_file),
+        "data": {"policyqa": {"file": data_file.name, "sha256": file_sha256(data_file),
                               "questions": sum(e.source == "policyqa" for e in examples)},
                  "own_dev": {"file": "eval/questions_dev.jsonl", "questions": sum(e.source == "own-dev" for e in examples)},
                  "passages": len(trainset.passages)},
@@ -461,16 +457,13 @@ def _record(name, config, result, examples, trainset, data_file, t_start, figure
 
 def _publish(out: Path, result: TrainResult, record: dict) -> None:
     """Write the layers, model.json (`record` with the files' sha256) and the card into `out`, replacing it whole."""
-    import shutil
+    def write(staging: Path) -> None:
+        record["files"] = save_layers(result.state, staging)
+        (staging / LOSS_JSON).write_text(json.dumps({"losses": [round(x, 5) for x in result.losses]}) + "\n", encoding="utf-8")
+        (staging / MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        (staging / CARD).write_text(model_card(record, result.losses), encoding="utf-8")
 
-    staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    record["files"] = save_layers(result.state, staging)
-    (staging / LOSS_JSON).write_text(json.dumps({"losses": [round(x, 5) for x in result.losses]}) + "\n", encoding="utf-8")
-    (staging / MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    (staging / CARD).write_text(model_card(record, result.losses), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(staging, out)
+    publish_directory(out, write)
 
 
 def attach_folds(model_dir: Path, folds_file: Path) -> dict:
@@ -539,7 +532,7 @@ def model_card(record: dict, losses: list[float]) -> str:
         f"Seed {c['seed']}; {record['steps']} steps of batch {c['batch_size']} ({c['epochs']} epoch(s) over "
         f"{record['examples']} questions); AdamW lr {c['lr']}, weight decay {c['weight_decay']}, warm-up "
         f"{c['warmup']:.0%}, linear decay; cross-entropy over cosine x {c['scale']:g}; max {c['max_seq_length']} "
-        + (f"tokens; batches of one policy (`--batching policy`). Training took" if c.get("batching") == "policy" else
+        + ("tokens; batches of one policy (`--batching policy`). Training took" if c.get("batching") == "policy" else
            f"tokens; hard negatives {'on' if c['hard_negatives'] else 'off'}. Training took")
         + f" {record['seconds']['train']:.0f} s, "
         f"the whole command {record['seconds']['total']:.0f} s"

@@ -73,7 +73,20 @@ def trained_provenance(name: str) -> dict:
     return {"base": spec["base"], "files": dict(spec["files"])}
 
 
-def _sha256(path: Path) -> str:
+def publish_directory(out: Path, write: Callable[[Path], None]) -> None:
+    """Write a trained model's folder whole: `write(staging)` fills a fresh sibling folder, which then
+    takes `out`'s place (an interrupted run leaves the previous model or none, never a mix)."""
+    out = Path(out)
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(staging, out)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks (what model.json records of each shipped file)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -86,7 +99,7 @@ def verify(spec: dict, directory: Path) -> None:
         path = directory / name
         if not path.is_file():
             raise TrainedModelError(f"{path} is missing; reinstall PolicyQA or retrain with `policyqa train`")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise TrainedModelError(f"{path} does not match its sha256 in {MODEL_JSON}; reinstall PolicyQA or retrain")
 
 

@@ -97,6 +97,22 @@ def rebuild_policyqa(data: dict) -> tuple[list[dict], list[dict]]:
     return policies, questions
 
 
+def write_policyqa_corpus(policies: list[dict], directory: Path) -> None:
+    """The rebuilt PolicyQA policies as a corpus folder (one text file each and manifest.json) that
+    index.corpus.load_corpus reads: how the benchmark and the scorer's training index them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"about": "PolicyQA dev split, rebuilt as one text per policy", "policies": []}
+    for p in policies:
+        (directory / f"{p['id']}.txt").write_bytes(p["text"].encode("utf-8"))
+        manifest["policies"].append({"id": p["id"], "file": f"{p['id']}.txt", "company": p["title"], "service": p["title"]})
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def overlaps(start: int, end: int, spans) -> bool:
+    """Whether [start, end) shares a character with any (start, end) of `spans` (gold answer spans)."""
+    return any(start < ge and gs < end for gs, ge in spans)
+
+
 def _collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 

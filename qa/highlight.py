@@ -16,15 +16,22 @@ SHORT_SENTENCE = 40  # a title line or list label ("1 Google Analytics") rarely 
 
 
 @lru_cache(maxsize=1 << 16)
-def _token_set(text: str) -> frozenset[str]:
+def token_set(text: str) -> frozenset[str]:
     # Sentences and words recur across questions; their tokens are computed once.
     return frozenset(tokenize(text))
+
+
+def sentence_rows(index: StoredIndex, passage_row: int) -> tuple[int, int]:
+    """[lo, hi) rows of the passage's sentences in the index's sentence arrays."""
+    lo = int(np.searchsorted(index.sentence_passage, passage_row, side="left"))
+    hi = int(np.searchsorted(index.sentence_passage, passage_row, side="right"))
+    return lo, hi
 
 
 def _overlap(question_tokens: set[str], text: str) -> float:
     if not question_tokens:
         return 0.0
-    return len(question_tokens & _token_set(text)) / len(question_tokens) ** 0.5
+    return len(question_tokens & token_set(text)) / len(question_tokens) ** 0.5
 
 
 def highlight_span(
@@ -37,8 +44,7 @@ def highlight_span(
     """(start, end, score) of the highlight in the policy text."""
     passage = index.passages[passage_row]
     text = index.policies[passage.policy_id].text
-    lo = np.searchsorted(index.sentence_passage, passage_row, side="left")
-    hi = np.searchsorted(index.sentence_passage, passage_row, side="right")
+    lo, hi = sentence_rows(index, passage_row)
     if hi <= lo:
         return passage.start, min(passage.end, passage.start + MAX_HIGHLIGHT), 0.0
     spans = index.sentence_spans[lo:hi]
@@ -73,7 +79,7 @@ def _best_window(text: str, start: int, end: int, question_tokens: set[str]) -> 
     # tokens are the union of its words' tokens, counted incrementally (was O(words^2) tokenising).
     positions = list(_word_positions(text[start:end]))
     words = [(i, i + len(w)) for i, w in positions]
-    relevant = [question_tokens & _token_set(w) for _, w in positions]
+    relevant = [question_tokens & token_set(w) for _, w in positions]
     in_window: dict[str, int] = {}
     best, best_count = (start, start + MAX_HIGHLIGHT), -1
     j = 0  # words[i:j] are the window's words (those ending by window_end)

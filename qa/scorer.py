@@ -4,8 +4,8 @@ A logistic regression over features the engine already has for every sentence of
 (the trained encoder's question-sentence cosine, word overlap, length, position, the passage's fused
 score and rank). Chosen over a small cross-encoder by measurement (issue 13): a 2-layer MiniLM
 cross-encoder costs ~24 ms for 6 pairs on these CPUs, over the whole ~8 ms budget, while this costs
-~0.1 ms a passage and its output is a calibrated probability, which the engine uses to choose the
-highlight, to rerank the top passages and as an abstention signal.
+~0.1 ms a passage and its output is a calibrated probability, which the engine uses as an abstention
+signal (reranking the top passages and choosing the highlight by it are measured settings, off).
 
 The weights are a few numbers in a JSON file under index/trained/<name>/ (written by
 `policyqa train --scorer`, qa.scorer_train), with model.json recording its sha256, checked at load.
@@ -13,7 +13,6 @@ numpy only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
@@ -23,15 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import PolicyQAError
-from index.lexical import tokenize
+from index.lexical import bm25_idf
 from index.store import StoredIndex
+from index.trained import file_sha256
+from qa.highlight import SHORT_SENTENCE, sentence_rows, token_set
 
 FORMAT = "policyqa-sentence-scorer"
 DEFAULT_SCORER = "policyqa/sentence-scorer-v1"
 SCORER_DIR = Path(__file__).resolve().parents[1] / "index" / "trained"
 WEIGHTS = "weights.json"
 MODEL_JSON = "model.json"
-SHORT_SENTENCE = 40
 
 # One row per sentence; the order is the weights' order (weights.json names them, and load checks).
 FEATURES = (
@@ -57,23 +57,9 @@ class ScorerError(PolicyQAError):
     """The shipped sentence scorer is missing, damaged (checksum) or of another format."""
 
 
-@lru_cache(maxsize=1 << 16)
-def _token_set(text: str) -> frozenset[str]:
-    return frozenset(tokenize(text))
-
-
-def sentence_rows(index: StoredIndex, passage_row: int) -> tuple[int, int]:
-    """[lo, hi) rows of the passage's sentences in the index's sentence arrays."""
-    lo = int(np.searchsorted(index.sentence_passage, passage_row, side="left"))
-    hi = int(np.searchsorted(index.sentence_passage, passage_row, side="right"))
-    return lo, hi
-
-
 def inverse_document_frequencies(index: StoredIndex) -> dict[str, float]:
     """BM25's idf of every term of the index (its passages are the documents)."""
-    n = index.bm25.shape[0]
-    df = np.diff(index.bm25.tocsc().indptr)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    idf = bm25_idf(index.bm25.shape[0], np.diff(index.bm25.tocsc().indptr))
     return {term: float(idf[col]) for term, col in index.vocab.items()}
 
 
@@ -93,7 +79,7 @@ def passage_features(index: StoredIndex, passage_row: int, query_vector: np.ndar
     padded = np.concatenate([[-1.0], cosine, [-1.0]])
     neighbour = np.maximum(padded[:-2], padded[2:])
     q = len(question_tokens)
-    sets = [question_tokens & _token_set(text[s:e]) for s, e in spans]
+    sets = [question_tokens & token_set(text[s:e]) for s, e in spans]
     shared = np.array([len(x) for x in sets], dtype=np.float64)
     idf = idf or {}
     weight = sum(idf.get(t, 0.0) for t in question_tokens)
@@ -195,10 +181,6 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
                      for b in range(bins) if (which == b).any()) / len(p))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def scorer_directory(name: str) -> Path:
     """index/trained/<last part of the name>, or `name` itself when it is a directory holding model.json."""
     if (Path(name) / MODEL_JSON).is_file():
@@ -219,7 +201,7 @@ def load_scorer(name: str = DEFAULT_SCORER) -> SentenceScorer:
         raise ScorerError(f"{directory / MODEL_JSON} is not a PolicyQA sentence scorer")
     for file, digest in spec.get("files", {}).items():
         path = directory / file
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or file_sha256(path) != digest:
             raise ScorerError(f"{path} is missing or does not match its sha256 in {MODEL_JSON}; "
                               "reinstall PolicyQA or retrain with `policyqa train --scorer`")
     if WEIGHTS not in spec.get("files", {}):

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.trained import file_sha256, publish_directory
+from index.trainset import overlaps, write_policyqa_corpus
 from qa.scorer import (DEFAULT_SCORER, FEATURES, FORMAT, MODEL_JSON, SCORER_DIR, WEIGHTS, SentenceScorer,
                        expected_calibration_error, fit, inverse_document_frequencies, log_loss, passage_features)
 
@@ -77,10 +79,6 @@ def _collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _overlaps(s: int, e: int, spans) -> bool:
-    return any(s < ge and gs < e for gs, ge in spans)
-
-
 def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = POOL, progress: bool = False) -> Pairs:
     """Pairs for `asked` = [(question, policy id, gold, source, group)]; gold is [(start, end)] answer spans
     (PolicyQA) or [evidence text] (own dev)."""
@@ -103,8 +101,8 @@ def collect(engine, asked: list[tuple[str, str, object, str, str]], pool: int = 
         for rank, hit in enumerate(hits):
             spans, _, features = passage_features(engine.index, hit.row, vector, token_set, hit.score, hits[0].score, rank, idf)
             if source == "policyqa":
-                labels = [_overlaps(int(s), int(e), gold) for s, e in spans]
-                golds.append(_overlaps(hit.passage.start, hit.passage.end, gold))
+                labels = [overlaps(int(s), int(e), gold) for s, e in spans]
+                golds.append(overlaps(hit.passage.start, hit.passage.end, gold))
             else:
                 wanted = [_collapse(g) for g in gold]
                 labels = [any(w in _collapse(text[s:e]) or _collapse(text[s:e]) in w for w in wanted) for s, e in spans]
@@ -250,12 +248,7 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
     settings = Settings(scorer=None)
     with tempfile.TemporaryDirectory(prefix="policyqa-scorer-") as tmp:
         corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        manifest = {"policies": []}
-        for p in policies:
-            (corpus / f"{p['id']}.txt").write_bytes(p["text"].encode("utf-8"))
-            manifest["policies"].append({"id": p["id"], "file": f"{p['id']}.txt", "company": p["title"], "service": p["title"]})
-        (corpus / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        write_policyqa_corpus(policies, corpus)
         log(f"indexing {len(policies)} PolicyQA policies and the default corpus with {encoder.name}")
         build_index(load_corpus(corpus), Path(tmp) / "policyqa", encoder, progress=progress, multilingual=None)
         build_index(load_corpus(), Path(tmp) / "default", encoder, progress=progress, multilingual=None)
@@ -276,8 +269,6 @@ def run(out: Path, name: str = DEFAULT_SCORER, k: int = 5, seed: int = 0, limit:
         policyqa: Path | None = None, progress: bool = True, log=print, encoder=None, pairs_file: Path | None = None,
         own_share: float = OWN_SHARE) -> dict:
     """Build the pairs, fit the scorer on all of them, measure k-fold and in-sample, write `out`."""
-    import hashlib
-
     from index.trainset import policyqa_file
 
     t0 = time.perf_counter()
@@ -291,7 +282,7 @@ def run(out: Path, name: str = DEFAULT_SCORER, k: int = 5, seed: int = 0, limit:
             Path(pairs_file).with_suffix(".json").write_text(json.dumps(data), encoding="utf-8")
     data_file = Path(policyqa or policyqa_file())
     data["policyqa_file"] = data_file.name
-    data["policyqa_sha256"] = hashlib.sha256(data_file.read_bytes()).hexdigest()
+    data["policyqa_sha256"] = file_sha256(data_file)
     log(f"{data['pairs']} (question, sentence) pairs, {data['positives']} holding the answer, "
         f"from {data['policyqa_questions']} PolicyQA and {data['own_dev_questions']} own-dev questions")
     t1 = time.perf_counter()
@@ -316,20 +307,21 @@ def run(out: Path, name: str = DEFAULT_SCORER, k: int = 5, seed: int = 0, limit:
 
 def publish(out: Path, scorer: SentenceScorer, record: dict, card: bool = True) -> None:
     """Write weights.json, model.json (with the weights' sha256) and the card into `out`, replacing it whole."""
-    import hashlib
-    import os
-    import shutil
+    def write(staging: Path) -> None:
+        (staging / WEIGHTS).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
+        record["files"] = {WEIGHTS: file_sha256(staging / WEIGHTS)}
+        (staging / MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        if card:
+            (staging / CARD).write_text(model_card(record, scorer), encoding="utf-8")
 
-    staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / WEIGHTS).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
-    record["files"] = {WEIGHTS: hashlib.sha256((staging / WEIGHTS).read_bytes()).hexdigest()}
-    (staging / MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    if card:
-        (staging / CARD).write_text(model_card(record, scorer), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(staging, out)
+    publish_directory(out, write)
+
+
+def publish_fitted(pairs: Pairs, keep: np.ndarray, name: str, out: Path, **record) -> Path:
+    """A scorer fitted on the pairs where `keep` (a fold's scorer: some groups held out), written to `out`
+    without a card; `record` adds to its model.json."""
+    publish(out, fit(pairs.X[keep], pairs.y[keep], name), {"format": FORMAT, "name": name, **record}, card=False)
+    return out
 
 
 def _f(v, spec="{:.3f}") -> str:
@@ -341,10 +333,10 @@ def model_card(record: dict, scorer: SentenceScorer) -> str:
     lines = [
         f"# {record['name']}", "",
         "The answer-sentence scorer: P(a sentence of a retrieved passage holds the answer), a logistic regression "
-        "over features the engine already computes (qa.scorer). The engine (qa.engine.Settings) adds 0.3 x a passage's "
-        "best sentence probability to the fused score of its top 5 passages, and judges the abstention rule's "
-        "\"a sentence close in meaning\" by it (>= 0.1); choosing the highlight by it is measured (`scorer_highlight`) "
-        "but off, as it cost our dev questions highlight hits. Whole-engine figures, in-sample and k-fold: "
+        "over features the engine already computes (qa.scorer). The engine (qa.engine.Settings) judges the abstention "
+        "rule's \"a sentence close in meaning\" by it (>= 0.1); reranking the top 5 passages by 0.3 x their best "
+        "sentence probability (`scorer_rerank`) and choosing the highlight by it (`scorer_highlight`) are measured but "
+        "off, as over minilm-policy-v2 they gained our dev questions nothing and cost highlight hits respectively. Whole-engine figures, in-sample and k-fold: "
         "`eval/reports/scorer_kfold.md` (own dev), `eval/reports/policyqa_benchmark_kfold.md` (PolicyQA), and the "
         "ablation rows of `eval/reports/report.md`.", "",
         "Retrain: `policyqa train --scorer` (or `python -m qa.cli train --scorer`); deterministic.", "",
