@@ -317,9 +317,7 @@ def _sentence_loss(model: _Model, batch: list[Example], sentences: tuple[list[st
 
 def dense_ranks(model: _Model, trainset: TrainSet, examples: list[Example]) -> list[list[int]]:
     """For each example, the passage rows of its policy ranked by the model (question vs passage cosine)."""
-    by_policy: dict[str, list[int]] = {}
-    for r, p in enumerate(trainset.passages):
-        by_policy.setdefault(p.policy_id, []).append(r)
+    by_policy = _rows_by_policy(trainset)
     wanted = sorted({r for e in examples for r in by_policy[e.policy]})
     vectors = dict(zip(wanted, model.encode([trainset.texts[r] for r in wanted])))
     questions = model.encode([e.question for e in examples])
