@@ -170,3 +170,60 @@ def test_heading_rows_share_one_vector_per_heading_and_skip_unsectioned_passages
 
     headings, rows = heading_rows([passage(("1. Use",)), passage(()), passage(("2. Sharing",)), passage(("1. Use",))])
     assert headings == ["1. Use", "2. Sharing"] and rows.tolist() == [0, -1, 1, 0]
+
+
+def _sentences(*parts: str) -> tuple[str, "np.ndarray"]:
+    import numpy as np
+
+    text, spans = "", []
+    for part in parts:
+        if text:
+            text += " "
+        spans.append((len(text), len(text) + len(part)))
+        text += part
+    return text, np.array(spans)
+
+
+def test_highlight_takes_in_the_better_neighbour_when_it_scores_close():
+    from qa.highlight import JOIN_MARGIN, choose_span
+
+    text, spans = _sentences(
+        "Companies displaying advertisements on the websites operated by JapanWork may set and access cookies on the service.",
+        "Advertisers and other companies cannot access JapanWork's cookies.", "This policy was revised in 2020.")
+    # the answering sentence (second) scores just under the best one (first, over 100 characters): both are highlighted
+    start, end = choose_span(text, spans, [0.80, 0.80 - JOIN_MARGIN + 0.01, 0.30], set())
+    assert (start, end) == (spans[0][0], spans[1][1])
+    # the neighbour before the best one when it is the better of the two; never both (a highlight is two sentences at most)
+    start, end = choose_span(text, spans, [0.70, 0.80, 0.69], set())
+    assert (start, end) == (spans[0][0], spans[1][1])
+    start, end = choose_span(text, spans, [0.69, 0.80, 0.70], set())
+    assert (start, end) == (spans[1][0], spans[2][1])
+    # one sentence when the neighbours score further below than the margin, or when asked for one (margin < 0)
+    assert choose_span(text, spans, [0.80, 0.80 - JOIN_MARGIN - 0.01, 0.30], set()) == tuple(spans[0])
+    assert choose_span(text, spans, [0.80, 0.79, 0.30], set(), margin=-1.0) == tuple(spans[0])
+
+
+def test_highlight_joins_neighbours_only_within_the_highlight_limit():
+    from qa.highlight import MAX_HIGHLIGHT, choose_span
+
+    long_one = "We keep your application records for as long as the law requires " + "and then some more " * 11 + "."
+    text, spans = _sentences("We do not sell your data.", long_one)
+    assert len(text) > MAX_HIGHLIGHT >= spans[1][1] - spans[1][0]
+    start, end = choose_span(text, spans, [0.80, 0.79], set())
+    assert (start, end) == tuple(spans[0])  # the two would not fit: the best sentence alone
+    start, end = choose_span(text, spans, [0.79, 0.80], set())
+    assert (start, end) == tuple(spans[1])
+
+
+@pytest.mark.parametrize("question,answering", [
+    ("if I turn off all cookies, will JapanWork still work?", "part of JapanWork’s service may not be available"),
+    ("can I opt out of JapanWork ad tracking on my smartphone?", "may not be available when accessing from a mobile phone"),
+    ("how long does en Japan show a notice after changing its privacy policy?", "posted on this Website for one week"),
+])
+def test_a_close_neighbour_of_the_best_sentence_is_highlighted_with_it(engine, question, answering):
+    # The answering sentence is next to one matching the question a little better: the highlight holds
+    # both (at most 300 characters); the best sentence alone (highlight_margin < 0) misses the answer.
+    top = engine.ask(question).citations[0]
+    assert answering in top.highlight and len(top.highlight) <= 300
+    one = engine.with_settings(replace(engine.settings, highlight_margin=-1.0)).ask(question).citations[0]
+    assert answering not in one.highlight and top.highlight_start <= one.highlight_start < one.highlight_end <= top.highlight_end
