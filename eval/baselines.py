@@ -217,6 +217,8 @@ def ablations(engine) -> list[EngineSystem]:
         ("abl:no-scorer-evidence", "scorer_evidence", lambda: replace(s, scorer_evidence=0.0),
          "abstention judges the best sentence by cosine, not by the scorer's probability (scorer_evidence=0)"),
         ("abl:scorer-highlight", "scorer_highlight", lambda: replace(s, scorer_highlight=True), "the scorer chooses the highlight (scorer_highlight=True)"),
+        ("abl:one-sentence-highlight", "highlight_margin", lambda: replace(s, highlight_margin=-1.0),
+         "the highlight is the best sentence alone, never joined by a close neighbour (highlight_margin=-1)"),
     ]
     gone = [f"{name} ({field_name})" for name, field_name, _, _ in variants if field_name not in have]
     if gone:
