@@ -729,9 +729,14 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         hit = shared.given(question, policy)
         if hit is not None:
             return hit
-        if probe is not None and probe[0].get():  # Gradio asks "answered already?" inside queue/join: no
+        # Gradio asks "answered already?" inside queue/join. Not yet, but when the same question is being
+        # answered for someone else, or a thread is free to answer it now, it is answered inside the
+        # join too: a crowd's first questions then skip the queue's per-event work and its 4-at-a-time
+        # (measured: what made the first round of the 100-user load test the slowest). Only when every
+        # thread is busy does the question wait in Gradio's queue, with its position reports.
+        if probe is not None and probe[0].get() and not shared.can_answer_now(question, policy):
             raise probe[1]()
-        return (await shared.answer(question, policy))[0]
+        return (await shared.answer(question, policy, limiter=shared.limiter))[0]
 
     # Real types, not the strings `from __future__ import annotations` leaves: Gradio reads the hints
     # for every event (typing.get_type_hints), and evaluating strings there was a visible cost.
@@ -850,9 +855,17 @@ class SharedAnswers:
     the two cores each. Questions that are not plain text are never shared; the answer cache
     (`EngineHolder.cached`) serves repeats afterwards. Lives on the server's event loop: no locks."""
 
-    def __init__(self, holder: "EngineHolder"):
+    def __init__(self, holder: "EngineHolder", threads: int = DEFAULT_CONCURRENCY):
         self.holder = holder
         self._flights: dict = {}  # (id(engine), question, policy) -> (engine, task)
+        self.limiter = anyio.CapacityLimiter(threads)  # /ask's engine threads, queued or not (launch_app sets it)
+
+    def can_answer_now(self, question, policy=None) -> bool:
+        """Whether `answer` would not wait for a thread: the question is in flight, or a thread is free."""
+        if self.limiter.available_tokens >= 1:
+            return True
+        flight = self._flights.get((id(self.holder.current()), question, policy or None))
+        return flight is not None and flight[0] is self.holder.current()
 
     def given(self, question, policy=None) -> dict | None:
         """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
@@ -1076,6 +1089,8 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
+    if getattr(demo, "pq_answers", None) is not None:
+        demo.pq_answers.limiter.total_tokens = concurrency
     # Gradio's per-question overhead, cut where it costs without changing what any request returns
     # (profiled under eval/load_test.py, 100 users): see each function.
     _analytics_summary_without_thread_hop()
