@@ -975,6 +975,71 @@ def _cache_block_signatures(demo: gr.Blocks) -> None:
                     pass
 
 
+def _session_configs_on_demand() -> bool:
+    """Gradio makes a per-session copy of every component's config (`SessionState.config_values`) the
+    first time it sees a session: for this page ~1 ms of the shared cores inside each gradio_client
+    user's first question, all of them at once when a crowd connects, though /ask touches only its
+    own 3 components' copies (and only the deep-link route reads them all). Build each copy when it is
+    first read or written instead, from the component the session had when it was made (what the
+    eager copy saw), in the same order. Returns whether Gradio's SessionState was changed (False:
+    already, or another Gradio)."""
+    from collections.abc import MutableMapping
+
+    try:
+        from gradio.state_holder import SessionState
+
+        source = inspect.getsource(SessionState.__init__)
+    except (ImportError, AttributeError, OSError, TypeError):
+        return False
+    if (getattr(SessionState, "pq_on_demand", False) or "self.config_values = {" not in source
+            or "config_for_block(k, [], v)" not in source or "if k in blocks.blocks" not in source):
+        return False
+    eager_init, unbuilt = SessionState.__init__, object()
+
+    class NoBlocks:  # the Blocks as the eager __init__ sees it, minus the components to copy
+        blocks: dict = {}
+
+        def __init__(self, blocks):
+            self.real = blocks
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    class ConfigCopies(MutableMapping):
+        """The session's config copies, each built from its component on first use."""
+
+        def __init__(self, blocks_config, components: dict):
+            self.blocks_config, self.components = blocks_config, components
+            self.copies = dict.fromkeys(components, unbuilt)  # the eager dict's keys, in its order
+
+        def __getitem__(self, key):
+            value = self.copies[key]
+            if value is unbuilt:
+                value = self.copies[key] = self.blocks_config.config_for_block(key, [], self.components[key])
+            return value
+
+        def __setitem__(self, key, value) -> None:
+            self.copies[key] = value
+
+        def __delitem__(self, key) -> None:
+            del self.copies[key]
+
+        def __iter__(self):
+            return iter(self.copies)
+
+        def __len__(self) -> int:
+            return len(self.copies)
+
+    def __init__(self, blocks) -> None:
+        eager_init(self, NoBlocks(blocks))  # everything else as Gradio does it; no copies made
+        self.config_values = ConfigCopies(self.blocks_config, {
+            k: v for k, v in self.blocks_config.blocks.items() if k in blocks.blocks})
+
+    SessionState.__init__ = __init__
+    SessionState.pq_on_demand = True
+    return True
+
+
 def _queue_cache_probe():
     """Gradio 6 answers an event whose function has a `cache` attribute (what `gr.cache` sets) inside
     the `queue/join` request, under `ProbeCache`: when the function returns, its output goes to the
@@ -1095,6 +1160,7 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     # (profiled under eval/load_test.py, 100 users): see each function.
     _analytics_summary_without_thread_hop()
     _cache_block_signatures(demo)
+    _session_configs_on_demand()
     try:
         launched = demo.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,

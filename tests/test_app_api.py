@@ -232,6 +232,37 @@ def test_a_new_question_waits_in_the_queue_only_when_every_thread_is_busy(engine
     anyio.run(check)
 
 
+def test_new_sessions_build_their_config_copies_only_when_read(own_app):
+    # Gradio copied every component's config for each new session (~1 ms of the shared cores in each
+    # gradio_client user's first question); launch_app defers that to the first read, which gets
+    # what the eager copy held. Fails when a Gradio upgrade stops the deferral (see
+    # app._session_configs_on_demand).
+    from gradio.state_holder import SessionState
+
+    demo, url = own_app
+    assert SessionState.pq_on_demand and not app_module()._session_configs_on_demand()  # done once, at launch
+    status, messages = _raw_ask(url, ["can JapanWork share my data with partners?", None])
+    assert status == 200 and messages[0]["success"]
+    session = demo.state_holder.session_data[next(reversed(demo.state_holder.session_data))]
+    built = [k for k, v in session.config_values.copies.items() if isinstance(v, dict)]
+    assert len(built) <= 3 < len(session.config_values)  # answered building only /ask's own components' copies
+    config = demo.default_config
+    eager = {k: config.config_for_block(k, [], v) for k, v in config.blocks.items() if k in demo.blocks}
+    assert all(session.config_values[k] == eager[k] for k in eager if k not in built)
+    fresh = SessionState(demo)
+    assert dict(fresh.config_values) == eager and list(fresh.components) == [c for c in eager.values() if c]
+    chat = next(k for k, v in config.blocks.items() if getattr(v, "elem_id", None) == "pq-chat")
+    update = [{"role": "assistant", "content": "only this session's"}]
+    session._update_value_in_config(chat, update)  # a session's own update still lands in its copy only
+    assert session.config_values[chat]["props"]["value"] == update != fresh.config_values[chat]["props"]["value"]
+
+
+def app_module():
+    import app
+
+    return app
+
+
 def test_a_malformed_ask_gets_an_error_message_and_nothing_logged(own_app, capfd):
     # One value for /ask's two: the stream reports an error (as the queue path does), not a 500 for
     # queue/join, and the log does not quote the inputs.
