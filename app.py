@@ -1114,6 +1114,32 @@ def _finish_events_answered_in_join(queue) -> bool:
     return True
 
 
+def _queue_errors_without_inputs() -> bool:
+    """Gradio's queue prints the traceback of a page event that fails (`traceback.print_exc()` in
+    gradio.queueing), and for a malformed event (too few values, say) its message quotes the inputs:
+    a visitor's question in the server log. /ask's malformed events are caught before the queue
+    (`_finish_events_answered_in_join`); for the page's other events log the same one line instead:
+    the exception's type and where it came from, never its message. Returns whether it was changed."""
+    import traceback
+
+    import gradio.queueing as queueing
+
+    if getattr(queueing, "traceback", None) is not traceback:
+        return False  # already, or a Gradio that no longer prints there
+
+    class TracebackWithoutMessages:
+        def print_exc(self, *args, **kwargs) -> None:
+            error = sys.exc_info()[1]
+            if error is not None:
+                log.error("a page event failed: %s at %s", type(error).__name__, _where(error))
+
+        def __getattr__(self, name):
+            return getattr(traceback, name)
+
+    queueing.traceback = TracebackWithoutMessages()
+    return True
+
+
 def _login_check_on_event_loop(app) -> int:
     """Gradio guards /queue/join and /queue/data (two requests per gradio_client question) with
     `login_check`, a plain function FastAPI runs in a worker thread for every request, though it only
@@ -1161,6 +1187,7 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     _analytics_summary_without_thread_hop()
     _cache_block_signatures(demo)
     _session_configs_on_demand()
+    _queue_errors_without_inputs()
     try:
         launched = demo.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,

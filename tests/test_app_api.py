@@ -277,6 +277,19 @@ def test_a_malformed_ask_gets_an_error_message_and_nothing_logged(own_app, capfd
     assert not demo._queue.event_ids_to_events
 
 
+def test_a_malformed_page_event_is_logged_without_its_inputs(own_app, capfd, caplog):
+    # The page's own events go through Gradio's queue, which printed a failing event's traceback, and
+    # for too few values its message quotes the inputs (the question). One line without them instead.
+    demo, url = own_app
+    marker = "wombatlavender-2209 can JapanWork share my data"
+    respond = next(i for i, f in demo.fns.items() if getattr(f.fn, "__name__", "") == "respond")
+    status, messages = _raw_ask(url, [marker], fn=respond)
+    assert status == 200 and messages[-2]["msg"] == "process_completed" and not messages[-2]["success"]
+    out, err = capfd.readouterr()
+    assert "wombatlavender" not in out + err + caplog.text and "Traceback" not in out + err
+    assert "a page event failed: ValueError at " in caplog.text
+
+
 def test_the_same_new_question_at_once_asks_the_engine_once(own_app, engine, monkeypatch):
     # 12 visitors (gradio_client and POST /api/ask) ask one new question while it is being answered:
     # one engine run, one answer for all.
