@@ -864,6 +864,8 @@ class SharedAnswers:
         """Whether `answer` would not wait for a thread: the question is in flight, or a thread is free."""
         if self.limiter.available_tokens >= 1:
             return True
+        if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
+            return False  # never shared (see `answer`), and perhaps not even hashable
         flight = self._flights.get((id(self.holder.current()), question, policy or None))
         return flight is not None and flight[0] is self.holder.current()
 

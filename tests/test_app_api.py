@@ -226,6 +226,7 @@ def test_a_new_question_waits_in_the_queue_only_when_every_thread_is_busy(engine
             shared._flights[(id(engine_now), question, None)] = (engine_now, flight)
             assert shared.can_answer_now(question) and shared.can_answer_now(question, "")
             assert not shared.can_answer_now(question, "japanwork") and not shared.can_answer_now("another question")
+            assert not shared.can_answer_now([question]) and not shared.can_answer_now(question, {"policy": []})
             flight.cancel()
         assert shared.can_answer_now("another question")
 
