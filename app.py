@@ -729,9 +729,14 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
         hit = shared.given(question, policy)
         if hit is not None:
             return hit
-        if probe is not None and probe[0].get():  # Gradio asks "answered already?" inside queue/join: no
+        # Gradio asks "answered already?" inside queue/join. Not yet, but when the same question is being
+        # answered for someone else, or a thread is free to answer it now, it is answered inside the
+        # join too: a crowd's first questions then skip the queue's per-event work and its 4-at-a-time
+        # (measured: what made the first round of the 100-user load test the slowest). Only when every
+        # thread is busy does the question wait in Gradio's queue, with its position reports.
+        if probe is not None and probe[0].get() and not shared.can_answer_now(question, policy):
             raise probe[1]()
-        return (await shared.answer(question, policy))[0]
+        return (await shared.answer(question, policy, limiter=shared.limiter))[0]
 
     # Real types, not the strings `from __future__ import annotations` leaves: Gradio reads the hints
     # for every event (typing.get_type_hints), and evaluating strings there was a visible cost.
@@ -850,9 +855,19 @@ class SharedAnswers:
     the two cores each. Questions that are not plain text are never shared; the answer cache
     (`EngineHolder.cached`) serves repeats afterwards. Lives on the server's event loop: no locks."""
 
-    def __init__(self, holder: "EngineHolder"):
+    def __init__(self, holder: "EngineHolder", threads: int = DEFAULT_CONCURRENCY):
         self.holder = holder
         self._flights: dict = {}  # (id(engine), question, policy) -> (engine, task)
+        self.limiter = anyio.CapacityLimiter(threads)  # /ask's engine threads, queued or not (launch_app sets it)
+
+    def can_answer_now(self, question, policy=None) -> bool:
+        """Whether `answer` would not wait for a thread: the question is in flight, or a thread is free."""
+        if self.limiter.available_tokens >= 1:
+            return True
+        if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
+            return False  # never shared (see `answer`), and perhaps not even hashable
+        flight = self._flights.get((id(self.holder.current()), question, policy or None))
+        return flight is not None and flight[0] is self.holder.current()
 
     def given(self, question, policy=None) -> dict | None:
         """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
@@ -962,6 +977,71 @@ def _cache_block_signatures(demo: gr.Blocks) -> None:
                     pass
 
 
+def _session_configs_on_demand() -> bool:
+    """Gradio makes a per-session copy of every component's config (`SessionState.config_values`) the
+    first time it sees a session: for this page ~1 ms of the shared cores inside each gradio_client
+    user's first question, all of them at once when a crowd connects, though /ask touches only its
+    own 3 components' copies (and only the deep-link route reads them all). Build each copy when it is
+    first read or written instead, from the component the session had when it was made (what the
+    eager copy saw), in the same order. Returns whether Gradio's SessionState was changed (False:
+    already, or another Gradio)."""
+    from collections.abc import MutableMapping
+
+    try:
+        from gradio.state_holder import SessionState
+
+        source = inspect.getsource(SessionState.__init__)
+    except (ImportError, AttributeError, OSError, TypeError):
+        return False
+    if (getattr(SessionState, "pq_on_demand", False) or "self.config_values = {" not in source
+            or "config_for_block(k, [], v)" not in source or "if k in blocks.blocks" not in source):
+        return False
+    eager_init, unbuilt = SessionState.__init__, object()
+
+    class NoBlocks:  # the Blocks as the eager __init__ sees it, minus the components to copy
+        blocks: dict = {}
+
+        def __init__(self, blocks):
+            self.real = blocks
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    class ConfigCopies(MutableMapping):
+        """The session's config copies, each built from its component on first use."""
+
+        def __init__(self, blocks_config, components: dict):
+            self.blocks_config, self.components = blocks_config, components
+            self.copies = dict.fromkeys(components, unbuilt)  # the eager dict's keys, in its order
+
+        def __getitem__(self, key):
+            value = self.copies[key]
+            if value is unbuilt:
+                value = self.copies[key] = self.blocks_config.config_for_block(key, [], self.components[key])
+            return value
+
+        def __setitem__(self, key, value) -> None:
+            self.copies[key] = value
+
+        def __delitem__(self, key) -> None:
+            del self.copies[key]
+
+        def __iter__(self):
+            return iter(self.copies)
+
+        def __len__(self) -> int:
+            return len(self.copies)
+
+    def __init__(self, blocks) -> None:
+        eager_init(self, NoBlocks(blocks))  # everything else as Gradio does it; no copies made
+        self.config_values = ConfigCopies(self.blocks_config, {
+            k: v for k, v in self.blocks_config.blocks.items() if k in blocks.blocks})
+
+    SessionState.__init__ = __init__
+    SessionState.pq_on_demand = True
+    return True
+
+
 def _queue_cache_probe():
     """Gradio 6 answers an event whose function has a `cache` attribute (what `gr.cache` sets) inside
     the `queue/join` request, under `ProbeCache`: when the function returns, its output goes to the
@@ -1036,6 +1116,32 @@ def _finish_events_answered_in_join(queue) -> bool:
     return True
 
 
+def _queue_errors_without_inputs() -> bool:
+    """Gradio's queue prints the traceback of a page event that fails (`traceback.print_exc()` in
+    gradio.queueing), and for a malformed event (too few values, say) its message quotes the inputs:
+    a visitor's question in the server log. /ask's malformed events are caught before the queue
+    (`_finish_events_answered_in_join`); for the page's other events log the same one line instead:
+    the exception's type and where it came from, never its message. Returns whether it was changed."""
+    import traceback
+
+    import gradio.queueing as queueing
+
+    if getattr(queueing, "traceback", None) is not traceback:
+        return False  # already, or a Gradio that no longer prints there
+
+    class TracebackWithoutMessages:
+        def print_exc(self, *args, **kwargs) -> None:
+            error = sys.exc_info()[1]
+            if error is not None:
+                log.error("a page event failed: %s at %s", type(error).__name__, _where(error))
+
+        def __getattr__(self, name):
+            return getattr(traceback, name)
+
+    queueing.traceback = TracebackWithoutMessages()
+    return True
+
+
 def _login_check_on_event_loop(app) -> int:
     """Gradio guards /queue/join and /queue/data (two requests per gradio_client question) with
     `login_check`, a plain function FastAPI runs in a worker thread for every request, though it only
@@ -1076,10 +1182,14 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
     (default: $POLICYQA_CONCURRENCY or 4) questions are answered at once; the rest wait in the queue."""
     concurrency = concurrency or int(os.environ.get("POLICYQA_CONCURRENCY") or DEFAULT_CONCURRENCY)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX, status_update_rate=STATUS_EVERY_S)
+    if getattr(demo, "pq_answers", None) is not None:
+        demo.pq_answers.limiter.total_tokens = concurrency
     # Gradio's per-question overhead, cut where it costs without changing what any request returns
     # (profiled under eval/load_test.py, 100 users): see each function.
     _analytics_summary_without_thread_hop()
     _cache_block_signatures(demo)
+    _session_configs_on_demand()
+    _queue_errors_without_inputs()
     try:
         launched = demo.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,

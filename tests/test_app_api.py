@@ -137,16 +137,17 @@ def test_login_check_moved_to_the_event_loop_still_refuses():
         demo.close()
 
 
-def _raw_ask(url: str, data: list) -> tuple[int, list[dict]]:
-    """One /ask the way gradio_client 2.x asks (sse_v3): POST queue/join, then read the session's
-    stream; returns the join status and the stream's messages (heartbeats left out)."""
+def _raw_ask(url: str, data: list, fn: int | None = None) -> tuple[int, list[dict]]:
+    """One /ask (or the event `fn`) the way gradio_client 2.x asks (sse_v3): POST queue/join, then read
+    the session's stream; returns the join status and the stream's messages (heartbeats left out)."""
     import json
     import uuid
 
     import httpx
 
-    config = httpx.get(url + "config", timeout=10).json()
-    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "ask")
+    if fn is None:
+        config = httpx.get(url + "config", timeout=10).json()
+        fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "ask")
     session = uuid.uuid4().hex
     join = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": session}, timeout=30)
     if join.status_code != 200:
@@ -172,20 +173,95 @@ def own_app(engine, launch):
     demo.close()
 
 
-def test_a_given_answer_is_one_message_without_a_queue_slot(own_app, engine):
+def test_a_given_answer_is_one_message_without_a_queue_slot(own_app, engine, monkeypatch):
     # A question already answered goes back inside queue/join (Gradio's cache fast path): the stream
     # holds only process_completed (with the same object) and close_stream, no estimation/process_starts.
     # Fails when a Gradio upgrade stops that path (then see app._queue_cache_probe).
     demo, url = own_app
     question = "does en Japan share my data with advertisers?"
+    # A new question while every engine thread is busy waits in Gradio's queue (and is asked there).
+    monkeypatch.setattr(demo.pq_answers, "can_answer_now", lambda *args: False)
     status, first = _raw_ask(url, [question, None])
     assert status == 200 and "process_starts" in [m["msg"] for m in first]  # new: queued and asked
+    monkeypatch.undo()
     status, again = _raw_ask(url, [question, None])
     assert status == 200 and [m["msg"] for m in again] == ["process_completed", "close_stream"]
     assert again[0]["success"] and again[0]["output"]["data"] == first[-2]["output"]["data"]
     assert _without_timings(again[0]["output"]["data"][0]) == _without_timings(engine.ask(question).to_dict())
     # Neither path leaves the event behind in the queue's registry (Gradio's fast path alone would).
     assert not demo._queue.event_ids_to_events
+
+
+def test_a_new_question_with_a_thread_free_is_answered_inside_the_join(own_app, engine):
+    # A crowd's first questions: with an engine thread free, a new question is asked inside queue/join
+    # and goes back as one message, like a given answer (no queue slot, no process_starts).
+    demo, url = own_app
+    question = "does Highly Skilled Japan keep my data after I leave?"
+    assert demo.pq_answers.given(question) is None  # new to this page
+    status, messages = _raw_ask(url, [question, None])
+    assert status == 200 and [m["msg"] for m in messages] == ["process_completed", "close_stream"]
+    assert messages[0]["success"]
+    assert _without_timings(messages[0]["output"]["data"][0]) == _without_timings(engine.ask(question).to_dict())
+    assert not demo._queue.event_ids_to_events and not demo.pq_answers._flights
+
+
+def test_a_new_question_waits_in_the_queue_only_when_every_thread_is_busy(engine):
+    # can_answer_now decides between answering inside queue/join and Gradio's queue: yes while a thread
+    # is free or the same question is already being answered (its waiters need no thread), else no.
+    import asyncio
+
+    import anyio
+
+    import app
+
+    shared = app.SharedAnswers(app.EngineHolder(engine), threads=1)
+    question = "does JapanWork sell my data?"
+
+    async def check():
+        assert shared.can_answer_now(question)
+        async with shared.limiter:  # the one thread busy
+            assert not shared.can_answer_now(question)
+            engine_now = shared.holder.current()
+            flight = asyncio.get_running_loop().create_future()
+            shared._flights[(id(engine_now), question, None)] = (engine_now, flight)
+            assert shared.can_answer_now(question) and shared.can_answer_now(question, "")
+            assert not shared.can_answer_now(question, "japanwork") and not shared.can_answer_now("another question")
+            assert not shared.can_answer_now([question]) and not shared.can_answer_now(question, {"policy": []})
+            flight.cancel()
+        assert shared.can_answer_now("another question")
+
+    anyio.run(check)
+
+
+def test_new_sessions_build_their_config_copies_only_when_read(own_app):
+    # Gradio copied every component's config for each new session (~1 ms of the shared cores in each
+    # gradio_client user's first question); launch_app defers that to the first read, which gets
+    # what the eager copy held. Fails when a Gradio upgrade stops the deferral (see
+    # app._session_configs_on_demand).
+    from gradio.state_holder import SessionState
+
+    demo, url = own_app
+    assert SessionState.pq_on_demand and not app_module()._session_configs_on_demand()  # done once, at launch
+    status, messages = _raw_ask(url, ["can JapanWork share my data with partners?", None])
+    assert status == 200 and messages[0]["success"]
+    session = demo.state_holder.session_data[next(reversed(demo.state_holder.session_data))]
+    built = [k for k, v in session.config_values.copies.items() if isinstance(v, dict)]
+    assert len(built) <= 3 < len(session.config_values)  # answered building only /ask's own components' copies
+    config = demo.default_config
+    eager = {k: config.config_for_block(k, [], v) for k, v in config.blocks.items() if k in demo.blocks}
+    assert all(session.config_values[k] == eager[k] for k in eager if k not in built)
+    fresh = SessionState(demo)
+    assert dict(fresh.config_values) == eager and list(fresh.components) == [c for c in eager.values() if c]
+    chat = next(k for k, v in config.blocks.items() if getattr(v, "elem_id", None) == "pq-chat")
+    update = [{"role": "assistant", "content": "only this session's"}]
+    session._update_value_in_config(chat, update)  # a session's own update still lands in its copy only
+    assert session.config_values[chat]["props"]["value"] == update != fresh.config_values[chat]["props"]["value"]
+
+
+def app_module():
+    import app
+
+    return app
 
 
 def test_a_malformed_ask_gets_an_error_message_and_nothing_logged(own_app, capfd):
@@ -200,6 +276,19 @@ def test_a_malformed_ask_gets_an_error_message_and_nothing_logged(own_app, capfd
     out, err = capfd.readouterr()
     assert "quokkamarigold" not in out + err
     assert not demo._queue.event_ids_to_events
+
+
+def test_a_malformed_page_event_is_logged_without_its_inputs(own_app, capfd, caplog):
+    # The page's own events go through Gradio's queue, which printed a failing event's traceback, and
+    # for too few values its message quotes the inputs (the question). One line without them instead.
+    demo, url = own_app
+    marker = "wombatlavender-2209 can JapanWork share my data"
+    respond = next(i for i, f in demo.fns.items() if getattr(f.fn, "__name__", "") == "respond")
+    status, messages = _raw_ask(url, [marker], fn=respond)
+    assert status == 200 and messages[-2]["msg"] == "process_completed" and not messages[-2]["success"]
+    out, err = capfd.readouterr()
+    assert "wombatlavender" not in out + err + caplog.text and "Traceback" not in out + err
+    assert "a page event failed: ValueError at " in caplog.text
 
 
 def test_the_same_new_question_at_once_asks_the_engine_once(own_app, engine, monkeypatch):
