@@ -89,35 +89,38 @@ def coverage(question: str, vocabulary: frozenset[str] | set[str], ignore: set[s
 ASPECTS: list[tuple[str, str, str]] = [
     ("duration",
      r"\bhow long\b|\bhow many (years|months|weeks|days)\b|\bretention\b|\buntil when\b|\bforever\b|\bindefinitely\b"
-     r"|\b(retain|keep|store|hold)\w*\b.{0,40}\b(after|once)\b",
+     r"|\b(retain|keep|kept|store|hold|held)\w*\b.{0,40}\b(after|once)\b|\bafter (some|a) (time|while|period)\b",
      r"\b(for|within|after|up to|at least|at most|over)\s+(\w+\s+)?(years?|months?|weeks?|days?|hours?)\b"
      r"|\b\d+\s*(years?|months?|weeks?|days?|hours?)\b|\b(retention|storage|retain\w*|preservation) period\b"
      r"|\bretain\w*\b|\bretention\b|\bas long as\b|\bno longer (necessary|needed|required)\b"),
     ("cost",
-     r"\b(fees?|(?<!in )charges?|charged|pay(?! attention)|paid|payment|costs?|money|price|for free|free of charge)\b|\bhow much\b",
-     r"\b(fees?|charges?|charged|free|costs?|payment|paid|pay|yen|price)\b|¥"),
+     r"\b(fees?|(?<!in )charges?|charged|pay(?! attention)|paid|payment|costs?|money|price|(?<!feel )free)\b",
+     r"\b(fees?|charges?|charged|free|costs?|pay\w*|paid|yen|price)\b|¥"),
     ("sale",
      r"\b(sell|sells|selling|sale of|monetiz\w*|monetis\w*|for money|for profit)\b",
      r"\b(sell\w*|sold|sale|monetiz\w*|monetis\w*|for (a )?(fee|consideration|compensation|profit))\b"),
     ("place",
      r"\b(overseas|abroad|foreign|another country|other countr(y|ies)|which country|what country|outside( of)? japan"
      r"|international(ly)?|cross-border)\b|\bservers? (located )?(in|outside|abroad|overseas)\b"
-     r"|\bwhere\b.{0,30}\b(stored|kept|hosted|held|processed|servers?)\b",
+     r"|\bwhere\b.{0,30}\b(stored|kept|hosted|held|processed|servers?)\b"
+     r"|\b(stored|kept|hosted|held|processed|saved|sent|transferred)\s+(in|to|outside( of)?)\s+japan\b",
      r"\b(overseas|abroad|foreign|countr(y|ies)|outside( of)? japan|international|cross-border|servers?|data ?cent(er|re)s?)\b"),
     ("notification",
-     r"\b(tell|inform|notify|warn|alert)\s+(me|us|users?|you|them|people)\b|\blet (me|us|users?|you|people) know\b"
-     r"|\b(be|get|being) (told|notified|informed|warned)\b",
+     # being told of something by the site, not "tell me what data they have" nor "do I have to tell them"
+     r"\b(tell|inform|warn|alert|let)\s+(me|us|users?|you)\s+(know\s+)?(if|when|whether|before|after|in case|about (a|the|any) (breach|leak|change))\b"
+     r"|\b(will|would|do|does|did|can|could) (they|it|\w+) (at least |even |ever )?(tell|inform|warn|alert|contact|let) (me|us|users?|you)( know)?\s*(\?|$)"
+     r"|\bnotif(y|ies|ied|ication|ications)\b|\b(be|get|being) (told|notified|informed|warned)\b",
      r"\bnotif\w*|\bannounc\w*|\bpost(s|ed|ing)?\b|\bpublish\w*|\binform(s|ed)? (you|the user|users|the customer|customers|the person)\b"
      r"|\bprovide such information\b|\bcontact (you|the user)\b"),
     ("date",
-     r"\bwhen was\b.{0,60}\b(updated?|revised?|changed|written|made|published|created|enacted|effective)\b"
-     r"|\blast (updated?|revised?|changed|modified)\b|\bwhat date\b|\b(effective|revision|enactment|update) date\b"
+     r"\bwhen (was|were|did|is)\b.{0,60}\b(updat|revis|chang|writ|made|publish|creat|enact|effective)\w*"
+     r"|\blast (updat|revis|chang|modif)\w*|\bwhat date\b|\b(effective|revision|enactment|update) date\b"
      r"|\bhow (old|recent) is\b",
      r"(?<!\d)(19|20)\d\d(?!\d)|\b(january|february|march|april|june|july|august|september|october|november|december)\b"),
     # an age rule, not any mention of children ("to promote the healthy development of children" is not one)
     ("age",
      r"\b(\d+ years? old|how old|age limit|minimum age|age requirement|minors?|underage|under (the age of )?1\d"
-     r"|i'?m 1\d|teen(ager)?s?|(my|our) (child|children|kids?|son|daughter)|(children|kids)'?s? (data|info\w*|accounts?|privacy)"
+     r"|i'?m 1\d|teen(ager)?s?|high school\w*|(my|our) (child|children|kids?|son|daughter)|(children|kids)'?s? (data|info\w*|accounts?|privacy)"
      r"|(from|of|about) (children|kids|minors))\b",
      r"\b(minors?|under (the age of )?\d+|years (old|of age)|aged? \d+|parent\w*|guardian\w*|legal representative"
      r"|age (limit|requirement|of consent))\b"),
