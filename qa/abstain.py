@@ -94,7 +94,7 @@ ASPECTS: list[tuple[str, str, str]] = [
      r"|\b\d+\s*(years?|months?|weeks?|days?|hours?)\b|\b(retention|storage|retain\w*|preservation) period\b"
      r"|\bretain\w*\b|\bretention\b|\bas long as\b|\bno longer (necessary|needed|required)\b"),
     ("cost",
-     r"\b(fees?|(?<!in )charges?|charged|pay(?! attention)|paid|payment|costs?|money|price|(?<!feel )free)\b",
+     r"\b(fees?|(?<!in )charges?|charged|pay(?! attention)|paid|costs?|money|price|(?<!feel )free)\b",
      r"\b(fees?|charges?|charged|free|costs?|pay\w*|paid|yen|price)\b|¥"),
     ("sale",
      r"\b(sell|sells|selling|sale of|monetiz\w*|monetis\w*|for money|for profit)\b",

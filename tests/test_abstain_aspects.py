@@ -73,6 +73,8 @@ def test_the_aspect_check_is_what_refuses_them(engine, question):
     # the coverage rule alone answers these (the thesaurus maps "hackers" onto "security"): the check is the cause
     off = engine.with_settings(replace(engine.settings, aspect_passages=0))
     assert not off.ask(question).abstained and engine.ask(question).abstained
+    # judged on the same top passages however many citations are asked for
+    assert engine.ask(question, k=1).abstained and engine.ask(question, k=10).abstained
 
 
 def test_sites_compared_on_a_fact_none_states_are_all_silent(engine):
