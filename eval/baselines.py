@@ -219,6 +219,12 @@ def ablations(engine) -> list[EngineSystem]:
         ("abl:scorer-highlight", "scorer_highlight", lambda: replace(s, scorer_highlight=True), "the scorer chooses the highlight (scorer_highlight=True)"),
         ("abl:one-sentence-highlight", "highlight_margin", lambda: replace(s, highlight_margin=-1.0),
          "the highlight is the best sentence alone, never joined by a close neighbour (highlight_margin=-1)"),
+        ("abl:no-aspects", "aspect_passages", lambda: replace(s, aspect_passages=0),
+         "abstention without the kind-of-fact check of qa.abstain.ASPECTS (aspect_passages=0)"),
+        ("abl:coverage-always", "min_coverage_always", lambda: replace(s, min_coverage_always=0.2),
+         "also refuse whenever under a fifth of the key words occur in the policy (min_coverage_always=0.2, as before the check)"),
+        ("abl:aspect-sale", "aspect_skip", lambda: replace(s, aspect_skip=()),
+         "the kind-of-fact check also asks \"do they sell my data?\" for a clause on selling (aspect_skip=())"),
     ]
     gone = [f"{name} ({field_name})" for name, field_name, _, _ in variants if field_name not in have]
     if gone:
