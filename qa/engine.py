@@ -303,11 +303,16 @@ class Engine:
                                               else self._hits(vector, lexical_tokens, scope, self.settings.aspect_passages))]
         abstained = not citations or self._abstains(query, searched, evidence, off_topic, passages[: self.settings.aspect_passages])
         answer_text = compose_answer(citations, self.index.policies, scope, abstained)
-        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
+        consulted = self.scorer is not None and (self.settings.scorer_rerank > 0 or self.settings.scorer_evidence > 0
+                                                 or self.settings.scorer_highlight)
+        return self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason,
+                            scorer_consulted=consulted)
 
     def _answer(self, question: str, text: str, abstained: bool, scope: list[str], citations: list[Citation],
-                clock: tuple[float, float, float, float], reason: str, by_policy: list[SiteRow] | None = None) -> Answer:
-        """The Answer, timed: `clock` holds the start, and the ends of resolving, encoding and retrieving."""
+                clock: tuple[float, float, float, float], reason: str, by_policy: list[SiteRow] | None = None,
+                scorer_consulted: bool = False) -> Answer:
+        """The Answer, timed: `clock` holds the start, and the ends of resolving, encoding and retrieving.
+        `scorer_consulted`: whether the path that made it read the sentence scorer (the answer names it then)."""
         t0, t1, t2, t3 = clock
         t4 = time.perf_counter()
         timings = {"resolve": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "compose": t4 - t3, "total": t4 - t0}
@@ -320,7 +325,7 @@ class Engine:
             timings_ms={name: 1000 * v for name, v in timings.items()},
             by_policy=list(by_policy or []),
             scope_reason=reason,
-            scorer=self.settings.scorer if self.scorer is not None else None,
+            scorer=self.settings.scorer if scorer_consulted else None,
         )
 
     def _probabilities(self, hits: list[Hit], vector: np.ndarray, tokens: set[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -423,10 +428,11 @@ class Engine:
             site_rows.append(SiteRow(pid, self.index.policies[pid].company, abstained, tuple(c.n for c in numbered)))
         abstained = all(r.abstained for r in site_rows)
         answer_text = compose_comparison(citations, site_rows, self.index.policies, len(searched) - len(shown), language)
-        answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows)
+        # Rows are judged by the cosine rule; only a highlight chosen by the scorer (English index) consults it.
+        consulted = self.scorer is not None and self.settings.scorer_highlight and not japanese
+        answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason, site_rows,
+                              scorer_consulted=consulted)
         answer.language = language
-        if japanese:
-            answer.scorer = None
         return answer
 
     def _ask_japanese(self, question: str, history: list[str], k: int, scope: list[str], spans: list[tuple[int, int]],
@@ -464,8 +470,7 @@ class Engine:
         abstained = not citations or self._abstains_ja(query, searched, evidence, off_topic)
         answer_text = compose_answer(citations, self.index.policies, scope, abstained, language="ja")
         answer = self._answer(question, answer_text, abstained, scope, citations, (t0, t1, t2, t3), reason)
-        answer.language = "ja"
-        answer.scorer = None  # highlights chosen by the rule: the scorer reads the English encoder's cosines
+        answer.language = "ja"  # the scorer is never consulted: it reads the English encoder's cosines
         return answer
 
     def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int, index: StoredIndex | None = None,

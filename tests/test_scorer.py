@@ -132,3 +132,18 @@ def test_the_scorer_reads_only_the_cosines_of_the_encoder_it_was_fitted_on():
     assert scorer_for(DEFAULT_SCORER, DEFAULT_MODEL) == shipped
     assert scorer_for(DEFAULT_SCORER, BASE_MODEL) is None  # an index built with --model BASE_MODEL: rule only
     assert scorer_for(None, DEFAULT_MODEL) is None
+
+
+@pytest.mark.slow
+def test_an_answer_names_the_scorer_only_when_its_path_consulted_it(engine):
+    """The single-site English path judges abstention by the scorer's probability; a comparison's rows
+    (cosine rule) and a Japanese question (another encoder's cosines) never read it."""
+    assert engine.scorer is not None and engine.settings.scorer_evidence > 0
+    single = engine.ask("can I get JapanWork to delete my account?", k=3).to_dict()
+    assert single["scorer"] == engine.settings.scorer
+    compared = engine.ask("which sites let me delete my data?", k=3)
+    assert compared.by_policy and "scorer" not in compared.to_dict()
+    with_highlight = engine.with_settings(replace(engine.settings, scorer_highlight=True))
+    assert with_highlight.ask("which sites let me delete my data?", k=3).to_dict()["scorer"] == engine.settings.scorer
+    japanese = engine.ask("JapanWorkは私の電話番号を集めていますか？", k=3)
+    assert japanese.language == "ja" and "scorer" not in japanese.to_dict()
