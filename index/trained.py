@@ -21,7 +21,9 @@ import numpy as np
 from index.errors import PolicyQAError
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
-DEFAULT_TRAINED = "policyqa/minilm-policy-v2"
+# The shipped retriever: the default encoder of every index (index.embed.DEFAULT_MODEL) and `policyqa train`'s
+# default name. v2 and v1 stay shipped and selectable with --model.
+DEFAULT_TRAINED = "policyqa/minilm-policy-v3"
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 
