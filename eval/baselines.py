@@ -223,6 +223,8 @@ def ablations(engine) -> list[EngineSystem]:
          "abstention without the kind-of-fact check of qa.abstain.ASPECTS (aspect_passages=0)"),
         ("abl:site-coverage-always", "site_min_coverage_always", lambda: replace(s, site_min_coverage_always=0.0),
          "a comparison's rows do not refuse a site lacking nearly all of the question's words (site_min_coverage_always=0)"),
+        ("abl:site-evidence-v2", "site_strong_evidence", lambda: replace(s, site_strong_evidence=0.5),
+         "a comparison's rows judge \"a sentence close in meaning\" at v2's cosine threshold (site_strong_evidence=0.5)"),
         ("abl:coverage-always", "min_coverage_always", lambda: replace(s, min_coverage_always=0.2),
          "also refuse whenever under a fifth of the key words occur in the policy (min_coverage_always=0.2, as before the check)"),
         ("abl:aspect-sale", "aspect_skip", lambda: replace(s, aspect_skip=()),
