@@ -221,8 +221,6 @@ def ablations(engine) -> list[EngineSystem]:
          "the highlight is the best sentence alone, never joined by a close neighbour (highlight_margin=-1)"),
         ("abl:no-aspects", "aspect_passages", lambda: replace(s, aspect_passages=0),
          "abstention without the kind-of-fact check of qa.abstain.ASPECTS (aspect_passages=0)"),
-        ("abl:site-coverage-always", "site_min_coverage_always", lambda: replace(s, site_min_coverage_always=0.0),
-         "a comparison's rows do not refuse a site lacking nearly all of the question's words (site_min_coverage_always=0)"),
         ("abl:site-evidence-v2", "site_strong_evidence", lambda: replace(s, site_strong_evidence=0.5),
          "a comparison's rows judge \"a sentence close in meaning\" at v2's cosine threshold (site_strong_evidence=0.5)"),
         ("abl:coverage-always", "min_coverage_always", lambda: replace(s, min_coverage_always=0.2),

@@ -68,10 +68,6 @@ class Settings:
     strong_evidence: float = 0.5
     min_coverage_always: float = 0.0
     ja_min_coverage_always: float = 0.2  # Japanese questions keep it (their rule, chosen on ja_dev)
-    # ... and so do the rows of a comparison (English): a site whose policy lacks nearly all of the question's
-    # words is the commonest silent site there. Cross-site dev: silent-site recall 0.73 (0) -> 0.78 (0.2), site
-    # recall 0.925 and silent-site precision 0.97 unchanged (`abl:site-coverage-always`).
-    site_min_coverage_always: float = 0.2
     # A row's "sentence close in meaning" is its best sentence's cosine (not the scorer's probability, which
     # single-site answers use), and minilm-policy-v3 reads cosines higher than v2, for which strong_evidence 0.5
     # was chosen. Re-chosen over v3 on cross-site dev (the lowest value of the best plateau, 0.45-0.7 tried):
@@ -364,8 +360,7 @@ class Engine:
         return float(probabilities.max()) if len(probabilities) else 0.0
 
     def _abstains(self, query: str, policy_ids: list[str], evidence: float, off_topic: bool,
-                  passages: list[str] = (), min_coverage_always: float | None = None,
-                  strong_evidence: float | None = None) -> bool:
+                  passages: list[str] = (), strong_evidence: float | None = None) -> bool:
         """The calibrated rule: too few of the question's key words in these policies and no sentence
         close in meaning, or almost none of them at all; or the question asks for a kind of fact (a
         period, a fee, a country...: qa.abstain.ASPECTS) that none of the `passages` retrieved for it states."""
@@ -373,7 +368,7 @@ class Engine:
         covered, _ = coverage(query, frozenset().union(*(self.vocabularies[p] for p in policy_ids)), _GENERIC)
         return (
             off_topic
-            or covered < (settings.min_coverage_always if min_coverage_always is None else min_coverage_always)
+            or covered < settings.min_coverage_always
             or (covered < settings.min_coverage
                 and evidence < (settings.strong_evidence if strong_evidence is None else strong_evidence))
             or (settings.aspect_passages > 0 and bool(unmet_aspects(query, passages, frozenset(settings.aspect_skip))))
@@ -419,8 +414,7 @@ class Engine:
             missing = {pid: set(coverage_ja(query, self.vocabularies[pid], _GENERIC | common_words())[1]) for pid in shown}
         else:
             missing = {pid: set(coverage(query, self.vocabularies[pid], _GENERIC)[1]) for pid in shown}
-        abstains = self._abstains_ja if japanese else partial(self._abstains, min_coverage_always=settings.site_min_coverage_always,
-                                                                  strong_evidence=settings.site_strong_evidence)
+        abstains = self._abstains_ja if japanese else partial(self._abstains, strong_evidence=settings.site_strong_evidence)
         token_set = set(tokens)
         rows = []
         for pid in shown:

@@ -81,22 +81,6 @@ def test_silent_sites_say_so_and_still_show_their_closest_clause(engine):
     _check_rows(answer)
 
 
-def test_a_row_whose_policy_lacks_nearly_all_the_words_asked_says_so(engine):
-    """Settings.site_min_coverage_always: only JACCES speaks of mergers; JapanWork's and Gaijin Pool's
-    policies have almost none of the question's words, so their rows say "does not say" even when
-    their closest clause reads close in meaning."""
-    question = "if one of these companies gets bought or merges, what happens to my data?"
-    rows = {r.policy_id: r.abstained for r in engine.ask(question).by_policy}
-    assert rows["japanwork"] and rows["gaijin-poole"] and not rows["jacces"]
-    # The floor refuses whatever the evidence: with no sentence ever too far, it alone decides.
-    any_evidence = engine.with_settings(replace(engine.settings, site_strong_evidence=0.0))
-    rows = {r.policy_id: r.abstained for r in any_evidence.ask(question).by_policy}
-    assert rows["japanwork"] and rows["gaijin-poole"]
-    floorless = any_evidence.with_settings(replace(any_evidence.settings, site_min_coverage_always=0.0))
-    rows = {r.policy_id: r.abstained for r in floorless.ask(question).by_policy}
-    assert not (rows["japanwork"] and rows["gaijin-poole"])
-
-
 def test_comparison_of_two_named_sites(engine):
     answer = engine.ask("compare how JapanWork and en Japan let me correct my data")
     assert answer.policies == ["japanwork", "en-japan"]
