@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from eval.gold import load_questions, load_recorded
-from eval.run import CHECKED, TOLERANCE, aggregate, check, run_system, set_threads
+from eval.run import CHECKED, TOLERANCE, aggregate, check, japanese_splits, run_system, set_threads
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,14 @@ def test_check_flags_drops_of_more_than_three_points():
     problems = check({"hit@1": 0.76, "highlight_hit@1": 0.65}, recorded)
     assert len(problems) == 1 and problems[0].startswith("hit@1")
     assert len(check({"hit@1": 0.9, "highlight_hit@1": 0.9}, {})) == 2  # nothing recorded: fail loudly
+
+
+def test_a_dev_run_asks_no_frozen_japanese_question():
+    assert japanese_splits("dev") == ["ja_dev"]
+    assert japanese_splits("test") == ["ja_test"]
+    assert japanese_splits("all") == ["ja_dev", "ja_test"]
+    assert japanese_splits("dev", check_all=True) == ["ja_dev", "ja_test"]  # the check reads the "all" figures
+    assert {q["split"] for q in load_questions("ja") if q["split"] in japanese_splits("dev")} == {"ja_dev"}
 
 
 def test_recorded_figures_exist():
