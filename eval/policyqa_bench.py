@@ -213,6 +213,38 @@ def trained_on(model: str, data: Path) -> bool:
     return spec.get("data", {}).get("policyqa", {}).get("sha256") == file_sha256(Path(data))
 
 
+def held_out_folds(folds_dir: Path, policies: list[dict]) -> list[tuple[Path, set[str]]]:
+    """(fold model directory, ids of the PolicyQA policies it was not trained on) for each fold model of
+    `policyqa train --save-folds DIR`."""
+    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
+    if not fold_dirs:
+        raise FileNotFoundError(f"no fold models (fold*/model.json) in {folds_dir}")
+    helds = [set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"]) for d in fold_dirs]
+    # A policy in no fold gave no training question (one passage: every question's answer is in it), so no
+    # fold model was trained on it: the first fold answers its questions too.
+    helds[0] |= {p["id"] for p in policies} - set().union(*helds)
+    return list(zip(fold_dirs, helds))
+
+
+def fold_engines(folds_dir: Path, tmp: Path):
+    """(engine, held-out PolicyQA questions) per fold model in `folds_dir`, each over an index of only its
+    held-out policies, built once in `tmp`: for asking them again under other settings (eval.policyqa_refit,
+    eval.thesaurus_audit) without indexing again."""
+    from index.build import build_index
+    from index.corpus import load_corpus
+    from index.embed import Encoder
+    from index.store import read_index
+    from qa.engine import Engine, Settings
+
+    policies, questions = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
+    for d, held in held_out_folds(folds_dir, policies):
+        corpus = tmp / d.name / "corpus"
+        write_policyqa_corpus([p for p in policies if p["id"] in held], corpus)
+        encoder = Encoder(str(d))
+        build_index(load_corpus(corpus), tmp / d.name / "index", encoder, progress=False, multilingual=None)
+        yield Engine(read_index(tmp / d.name / "index"), encoder, Settings()), [q for q in questions if q["policy"] in held]
+
+
 def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None = None) -> dict:
     """Full-pipeline k-fold figures: each fold's model (`policyqa train --save-folds DIR`) answers only the
     questions of the policies it was not trained on; the scores of all folds are pooled. With `scorer_pairs`
@@ -224,16 +256,10 @@ def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None 
     from qa.engine import Settings
 
     scores, per_fold, meta = [], [], {}
-    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
-    if not fold_dirs:
-        raise FileNotFoundError(f"no fold models (fold*/model.json) in {folds_dir}")
-    helds = [set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"]) for d in fold_dirs]
-    # A policy in no fold gave no training question (one passage: every question's answer is in it), so no
-    # fold model was trained on it: the first fold answers its questions too.
     policies, _ = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
-    helds[0] |= {p["id"] for p in policies} - set().union(*helds)
+    folds = held_out_folds(folds_dir, policies)
     tmp = tempfile.TemporaryDirectory(prefix="policyqa-scorer-folds-")
-    for d, held in zip(fold_dirs, helds):
+    for d, held in folds:
         settings = Settings()
         if scorer_pairs is not None and settings.scorer:
             settings = replace(settings, scorer=str(fold_scorer(Path(scorer_pairs), held, Path(tmp.name) / d.name)))
@@ -244,7 +270,7 @@ def run_folds(folds_dir: Path, progress: bool = True, scorer_pairs: Path | None 
     tmp.cleanup()
     # Without fold scorers it is off: the shipped one reads only its own encoder's cosines (qa.scorer.scorer_for).
     meta["scorer"] = "fitted per fold without its policies" if scorer_pairs else "off (no --scorer-pairs)"
-    return {"meta": {**meta, "folds": len(fold_dirs), "folds_dir": str(folds_dir), "questions": len(scores)},
+    return {"meta": {**meta, "folds": len(folds), "folds_dir": str(folds_dir), "questions": len(scores)},
             "systems": {"policyqa (k-fold)": aggregate(scores)}, "per_fold": per_fold}
 
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from eval.common import REPORTS, benchmark_file, jsonable, set_threads, write_atomic
+from eval.common import REPORTS, jsonable, set_threads, write_atomic
 from eval.refit import settings_for
 
 GRID = {
@@ -27,30 +27,8 @@ GRID = {
 }
 
 
-def fold_engines(folds_dir: Path, tmp: Path):
-    """(engine, held-out PolicyQA questions) per fold model in `folds_dir`, each over an index of its held-out policies."""
-    from eval.policyqa_bench import rebuild
-    from index.build import build_index
-    from index.corpus import load_corpus
-    from index.embed import Encoder
-    from index.store import read_index
-    from index.trainset import write_policyqa_corpus
-    from qa.engine import Engine, Settings
-
-    policies, questions = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
-    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
-    helds = [set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"]) for d in fold_dirs]
-    helds[0] |= {p["id"] for p in policies} - set().union(*helds)  # as eval.policyqa_bench.run_folds
-    for d, held in zip(fold_dirs, helds):
-        corpus = tmp / d.name / "corpus"
-        write_policyqa_corpus([p for p in policies if p["id"] in held], corpus)
-        encoder = Encoder(str(d))
-        build_index(load_corpus(corpus), tmp / d.name / "index", encoder, progress=False, multilingual=None)
-        yield Engine(read_index(tmp / d.name / "index"), encoder, Settings()), [q for q in questions if q["policy"] in held]
-
-
 def main(args) -> int:
-    from eval.policyqa_bench import K, aggregate, score
+    from eval.policyqa_bench import K, aggregate, fold_engines, score
     from qa.engine import Settings
 
     set_threads()

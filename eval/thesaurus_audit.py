@@ -124,30 +124,6 @@ def memo_queries(encoder) -> None:
     encoder.encode = encode
 
 
-def pqa_fold_engines(folds_dir: Path, tmp: Path):
-    """(engine, held-out PolicyQA questions) per fold model, each over an index of its held-out policies
-    only, built once (the approach of eval.policyqa_refit; the policy split of eval.policyqa_bench.run_folds)."""
-    from eval.common import benchmark_file
-    from eval.policyqa_bench import rebuild
-    from index.build import build_index
-    from index.corpus import load_corpus
-    from index.embed import Encoder
-    from index.store import read_index
-    from index.trainset import write_policyqa_corpus
-    from qa.engine import Engine, Settings
-
-    policies, questions = rebuild(json.loads(benchmark_file().read_text(encoding="utf-8")))
-    fold_dirs = sorted(d for d in Path(folds_dir).iterdir() if (d / "model.json").is_file())
-    helds = [set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"]) for d in fold_dirs]
-    helds[0] |= {p["id"] for p in policies} - set().union(*helds)  # a policy in no fold: no model trained on it
-    for d, held in zip(fold_dirs, helds):
-        corpus = tmp / d.name / "corpus"
-        write_policyqa_corpus([p for p in policies if p["id"] in held], corpus)
-        encoder = Encoder(str(d))
-        build_index(load_corpus(corpus), tmp / d.name / "index", encoder, progress=False, multilingual=None)
-        yield Engine(read_index(tmp / d.name / "index"), encoder, Settings()), [q for q in questions if q["policy"] in held]
-
-
 def _label(i: int, pattern: str, terms: str) -> str:
     words = re.sub(r"\\w\*|\\b|\.\*|[()?]", " ", pattern).replace("|", " ").split()
     head = " ".join(words[:4]) + (" …" if len(words) > 4 else "")
@@ -155,7 +131,7 @@ def _label(i: int, pattern: str, terms: str) -> str:
 
 
 def main(args) -> int:
-    from eval.policyqa_bench import K, aggregate as pqa_aggregate, score as pqa_score
+    from eval.policyqa_bench import K, aggregate as pqa_aggregate, fold_engines as pqa_fold_engines, score as pqa_score
     from eval.refit import fold_engines as dev_fold_engines
     from eval.baselines import EngineSystem
     from eval.cross import ask_row, cross_figures, load_cross, score_row
