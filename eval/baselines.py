@@ -225,6 +225,8 @@ def ablations(engine) -> list[EngineSystem]:
          "a comparison's rows judge \"a sentence close in meaning\" at v2's cosine threshold (site_strong_evidence=0.5)"),
         ("abl:coverage-always", "min_coverage_always", lambda: replace(s, min_coverage_always=0.2),
          "also refuse whenever under a fifth of the key words occur in the policy (min_coverage_always=0.2, as before the check)"),
+        ("abl:no-aspect-boost", "aspect_boost", lambda: replace(s, aspect_boost=0.0, aspect_highlight=0.0),
+         "passages and sentences that state the kind of fact asked for are not ranked higher (aspect_boost=aspect_highlight=0)"),
         ("abl:aspect-sale", "aspect_skip", lambda: replace(s, aspect_skip=()),
          "the kind-of-fact check also asks \"do they sell my data?\" for a clause on selling (aspect_skip=())"),
     ]

@@ -146,6 +146,21 @@ def asked_aspects(question: str) -> list[str]:
     return [name for name, asked, _ in _ASPECTS if asked.search(text)]
 
 
+def stated_patterns(question: str, skip: frozenset[str] = frozenset()) -> list[re.Pattern]:
+    """The `stated` patterns of the kinds of fact the question asks for (aspects in `skip` ignored):
+    what a clause or sentence that answers it says, whatever else it says."""
+    text = unicodedata.normalize("NFKC", question)
+    return [stated for name, asked, stated in _ASPECTS if name not in skip and asked.search(text)]
+
+
+def aspect_share(text: str, patterns: list[re.Pattern]) -> float:
+    """Share of `patterns` that `text` matches (0 when there are none)."""
+    if not patterns:
+        return 0.0
+    text = unicodedata.normalize("NFKC", text)
+    return sum(1 for p in patterns if p.search(text)) / len(patterns)
+
+
 def unmet_aspects(question: str, passages: list[str], skip: frozenset[str] = frozenset()) -> list[str]:
     """The kinds of fact the question asks for (aspects in `skip` ignored) that no one of `passages`
     states together: "will they tell me if my data leaks?" needs a clause on notifying about leaks,

@@ -1,12 +1,14 @@
 """Pick the sentence (or two) inside a passage that best answers the question."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
 
 from index.lexical import tokenize
 from index.store import StoredIndex
+from qa.abstain import aspect_share
 
 MAX_HIGHLIGHT = 300
 LONG_SENTENCE = 400  # one sentence longer than this is cut to a window round its best words
@@ -46,8 +48,12 @@ def highlight_span(
     question_tokens: set[str],
     lexical_weight: float = 0.1,
     join_margin: float = JOIN_MARGIN,
+    aspects: tuple[re.Pattern, ...] = (),
+    aspect_weight: float = 0.0,
 ) -> tuple[int, int, float]:
-    """(start, end, score) of the highlight in the policy text."""
+    """(start, end, score) of the highlight in the policy text. A sentence stating what the question asks for
+    (`aspects`, qa.abstain.stated_patterns) ranks `aspect_weight` x the share it states higher; the score
+    returned, abstention's evidence, stays the plain one."""
     passage = index.passages[passage_row]
     text = index.policies[passage.policy_id].text
     lo, hi = sentence_rows(index, passage_row)
@@ -59,7 +65,10 @@ def highlight_span(
         float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) - (0.1 if e - s < SHORT_SENTENCE else 0.0)
         for c, (s, e) in zip(cosine, spans)
     ]
-    start, end = choose_span(text, spans, scores, question_tokens, join_margin)
+    ranking = scores
+    if aspect_weight and aspects:
+        ranking = [sc + aspect_weight * aspect_share(text[s:e], list(aspects)) for sc, (s, e) in zip(scores, spans)]
+    start, end = choose_span(text, spans, ranking, question_tokens, join_margin)
     return start, end, max(scores)
 
 

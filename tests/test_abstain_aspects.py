@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from qa.abstain import asked_aspects, coverage, unmet_aspects
+from qa.abstain import aspect_share, asked_aspects, coverage, stated_patterns, unmet_aspects
 
 
 @pytest.mark.parametrize("question,aspects", [
@@ -87,3 +87,32 @@ def test_sites_compared_on_a_fact_some_state_keep_those_rows(engine):
     rows = {r.policy_id: r for r in answer.by_policy}
     assert not rows["japanwork"].abstained and not rows["highly-skilled-japan"].abstained
     assert rows["jacces"].abstained
+
+
+def test_a_passage_is_scored_by_the_share_of_asked_facts_it_states():
+    patterns = stated_patterns("how long do they keep it, and is it stored abroad?")
+    assert len(patterns) == 2  # duration and place
+    assert aspect_share("Data is kept for 5 years on servers in Japan.", patterns) == 1.0
+    assert aspect_share("Data is kept for 5 years.", patterns) == 0.5
+    assert aspect_share("We protect your data.", patterns) == 0.0
+    assert aspect_share("anything", []) == 0.0
+    assert stated_patterns("can they sell my data?", skip=frozenset({"sale"})) == []
+
+
+@pytest.mark.parametrize("question,policy,dated", [
+    ("when was the en japan privacy policy last revised?", "en-japan", "March 9, 2020"),
+    ("from what date is the JapanWork privacy policy?", "japanwork", "2019年5月29日"),
+])
+def test_a_question_asking_for_a_date_cites_the_dated_line(engine, question, policy, dated):
+    answer = engine.ask(question)
+    assert answer.citations[0].policy_id == policy
+    assert dated in answer.citations[0].highlight
+    # Without the boost the amendment clause (or the preamble) comes first: the setting is what cites the date.
+    plain = engine.with_settings(replace(engine.settings, aspect_boost=0.0, aspect_highlight=0.0)).ask(question)
+    assert dated not in plain.citations[0].highlight
+
+
+def test_the_boost_does_not_stand_in_for_a_stated_fact(engine):
+    # Gaijin Poole's policy states no date: a clause pulled up by the boost must not make its answer a date.
+    answer = engine.ask("when was Gaijin Poole's privacy policy last updated?")
+    assert answer.abstained
