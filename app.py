@@ -1190,8 +1190,8 @@ class GivenAnswersFirst:
     another path or function, a login configured, an Origin header (Gradio's CORS answers those),
     a body that is not a plain JSON /ask of a text question, a question not answered yet, a queue that is
     stopped, full or locked, a stream whose end is not waiting yet. Measured with eval/load_test.py
-    (100 gradio_client users x 5 questions, the machine shared, load average 4-11), the app's CPU per
-    question: 5.8 ms (median of 11 runs) through Gradio, 3.4 ms (17 runs) with this layer; p50 0.73 -> 0.54 s."""
+    (100 gradio_client users x 5 questions, the machine shared, load average 4-12), the app's CPU per
+    question: 6.0 ms (median of 14 runs) through Gradio, 3.4 ms (20 runs) with this layer; p50 0.74 -> 0.55 s."""
 
     JOIN, DATA = "/gradio_api/queue/join", "/gradio_api/queue/data"
     MAX_BODY = 64 * 1024  # a longer body (never an /ask of at most 2,000 characters) goes to Gradio
