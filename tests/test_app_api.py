@@ -364,3 +364,163 @@ def test_a_failed_join_never_touches_another_visitors_event():
     assert (ok, event_id, state) == (True, "my-event", "success")
     assert [e._id for e, _ in sent] == ["my-event"] and not sent[0][1].success
     assert queue.event_ids_to_events == {"their-event": theirs}
+
+
+def _exchange(url: str, body, headers: dict | None = None, content=None) -> dict:
+    """queue/join with `body` (JSON, or raw bytes as `content`) and, when it is accepted, the session's
+    stream: the status codes, the headers that matter and the messages, ids and timings left out."""
+    import json
+
+    import httpx
+
+    session = (body or {}).get("session_hash") if isinstance(body, dict) else None
+    join = httpx.post(url + "gradio_api/queue/join", json=body if content is None else None, content=content,
+                      headers=headers or {}, timeout=30)
+    out = {"join": join.status_code, "join_type": join.headers.get("content-type"), "join_body": join.json(),
+           "cors": join.headers.get("access-control-allow-credentials"), "messages": []}
+    if join.status_code == 200 and session:
+        out["join_body"] = sorted(out["join_body"])  # the key, not the id
+        with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=30) as stream:
+            out["data_type"] = stream.headers.get("content-type")
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    for key in ("event_id", "cache_duration", "avg_time"):
+                        message.pop(key, None)
+                    if isinstance(message.get("output"), dict):
+                        for key in ("duration", "average_duration"):
+                            message["output"].pop(key, None)
+                    out["messages"].append(message)
+    return out
+
+
+def test_a_given_answer_is_served_before_gradio_with_the_same_messages(own_app):
+    # launch_app puts app.GivenAnswersFirst in front of Gradio: an /ask already answered is answered
+    # there (both requests) with what Gradio itself sends for it (compared with the layer bypassed),
+    # and gradio_client gets the same object through it.
+    import uuid
+
+    from gradio_client import Client
+
+    demo, url = own_app
+    layer = demo.pq_first
+    assert isinstance(layer, app_module().GivenAnswersFirst) and demo.app.middleware_stack is layer
+    question = "does Gaijin Poole use cookies?"
+    body = lambda: {"data": [question, None], "fn_index": layer.fn._id, "session_hash": uuid.uuid4().hex}  # noqa: E731
+    first = _exchange(url, body())  # new here: Gradio answers it (inside its join)
+    before = dict(layer.served)
+    through = _exchange(url, body())
+    assert layer.served["join"] == before.get("join", 0) + 1 and layer.served["data"] == before.get("data", 0) + 1
+    demo.app.middleware_stack = layer.inner  # Gradio alone
+    try:
+        stock = _exchange(url, body())
+    finally:
+        demo.app.middleware_stack = layer
+    assert through == stock == first
+    assert [m["msg"] for m in through["messages"]] == ["process_completed", "close_stream"]
+    assert through["join_type"] == "application/json" and through["data_type"] == "text/event-stream; charset=utf-8"
+    served = layer.served["join"]
+    assert Client(url, verbose=False).predict(question, None, api_name="/ask") == through["messages"][0]["output"]["data"][0]
+    assert layer.served["join"] == served + 1
+    assert not demo._queue.event_ids_to_events and not any(demo._queue.pending_event_ids_session.values())
+
+
+def test_requests_the_layer_is_not_sure_of_go_to_gradio_unchanged(own_app, capfd):
+    # Everything but a plain JSON /ask of an answer already given reaches Gradio as before: a login
+    # configured, an Origin header (Gradio's CORS headers), unknown keys, malformed values, bodies
+    # that are not JSON.
+    import uuid
+
+    import httpx
+
+    demo, url = own_app
+    layer = demo.pq_first
+    question = "does Gaijin Poole use cookies?"
+    _exchange(url, {"data": [question, None], "fn_index": layer.fn._id, "session_hash": uuid.uuid4().hex})  # given now
+    marker = "quokkamarigold-5521 does Gaijin Poole use cookies?"
+    cases = [
+        ({"data": [question, None], "fn_index": layer.fn._id, "session_hash": "s"}, {"Origin": "http://127.0.0.1"}, None),
+        ({"data": [question, None], "fn_index": layer.fn._id, "session_hash": "s", "oauth_token": "x"}, None, None),
+        ({"data": [question], "fn_index": layer.fn._id, "session_hash": "s"}, None, None),
+        ({"data": [marker, None, "extra"], "fn_index": layer.fn._id, "session_hash": "s"}, None, None),
+        ({"data": [question, None], "fn_index": str(layer.fn._id), "session_hash": "s"}, None, None),
+        ({"data": [question, None], "fn_index": layer.fn._id}, None, None),
+        (None, {"Content-Type": "application/json"}, b'{"data": ["' + marker.encode() + b'", nul'),
+    ]
+
+    def run_all():
+        results = []
+        for body, headers, content in cases:
+            if isinstance(body, dict) and "session_hash" in body:
+                body = {**body, "session_hash": uuid.uuid4().hex}
+            results.append(_exchange(url, body, headers, content))
+        return results
+
+    joins = layer.served["join"]
+    through = run_all()
+    assert layer.served["join"] == joins
+    demo.app.middleware_stack = layer.inner
+    try:
+        stock = run_all()
+    finally:
+        demo.app.middleware_stack = layer
+    assert through == stock
+    assert through[0]["cors"] == "true" and through[0]["messages"][0]["success"]  # Origin: Gradio's CORS headers
+    assert through[2]["messages"][0]["msg"] == "process_completed" and not through[2]["messages"][0]["success"]
+    assert through[5]["join"] == 400 and through[6]["join"] == 422
+    # A login configured: Gradio's 401, not an answer.
+    demo.app.auth = {"user": "secret"}
+    try:
+        refused = httpx.post(url + "gradio_api/queue/join", timeout=30,
+                             json={"data": [question, None], "fn_index": layer.fn._id, "session_hash": uuid.uuid4().hex})
+    finally:
+        demo.app.auth = None
+    assert refused.status_code == 401 and layer.served["join"] == joins
+    out, err = capfd.readouterr()
+    assert "quokkamarigold" not in out + err and "Traceback" not in out + err
+
+
+def test_a_stream_whose_end_is_not_waiting_is_left_to_gradio():
+    # GivenAnswersFirst sends a session's stream only when the messages that end it (a completion for
+    # every pending event) are all waiting; otherwise it takes nothing and Gradio streams them as they come.
+    import asyncio
+    import json
+    from types import SimpleNamespace
+
+    from gradio.server_messages import EstimationMessage, ProcessCompletedMessage
+
+    import app
+
+    queue = SimpleNamespace(stopped=False, pending_messages_per_session={}, pending_event_ids_session={})
+    demo = SimpleNamespace(app=SimpleNamespace(auth=None, auth_dependency=None), _queue=queue)
+    layer = app.GivenAnswersFirst(None, demo, None, None)
+    scope = {"type": "http", "method": "GET", "path": layer.DATA, "headers": [], "query_string": b"session_hash=s"}
+
+    def done(event_id):
+        return ProcessCompletedMessage(output={"data": [event_id]}, success=True, event_id=event_id)
+
+    async def check():
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        waiting = asyncio.Queue()
+        queue.pending_messages_per_session["s"], queue.pending_event_ids_session["s"] = waiting, {"a", "b"}
+        waiting.put_nowait(EstimationMessage(queue_size=1, event_id="a"))
+        waiting.put_nowait(done("a"))
+        assert not await layer.data(scope, send)  # "b" has not ended yet
+        assert waiting.qsize() == 2 and queue.pending_event_ids_session["s"] == {"a", "b"} and not sent
+        waiting.put_nowait(done("b"))
+        waiting.put_nowait(EstimationMessage(queue_size=1, event_id="c"))  # after the end: left for the next stream
+        assert not await layer.data({**scope, "headers": [(b"origin", b"http://127.0.0.1")]}, send)  # CORS: Gradio's
+        assert waiting.qsize() == 4 and not sent
+        assert await layer.data(scope, send)
+        assert waiting.qsize() == 1 and queue.pending_event_ids_session["s"] == set()
+        body = sent[1]["body"].decode()
+        messages = [json.loads(line[len("data: "):]) for line in body.split("\n\n") if line]
+        assert [(m["msg"], m["event_id"]) for m in messages] == [
+            ("estimation", "a"), ("process_completed", "a"), ("process_completed", "b"), ("close_stream", None)]
+        assert not await layer.data({**scope, "query_string": b"session_hash=s&session_hash=t"}, send)
+
+    asyncio.run(check())
