@@ -345,6 +345,9 @@ def _say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # A UTF-8 locale's stdout refuses a path holding bytes that are not UTF-8 (an --index or file named so).
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         return args.func(args)
