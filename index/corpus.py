@@ -107,7 +107,7 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
     if manifest_path.exists():
         try:
             entries = json.loads(manifest_path.read_text(encoding="utf-8"))["policies"]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
             raise CorpusError(f"{manifest_path} is not a valid manifest ({e}); fix it or remove it") from e
     else:
         entries = [{"file": p.name} for p in sorted(directory.iterdir()) if p.suffix.lower() in TEXT_SUFFIXES]

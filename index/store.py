@@ -214,7 +214,7 @@ def read_manifest(directory: Path, version: Path | None = None) -> dict:
         manifest = json.loads((version / "manifest.json").read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         raise IndexLoadError(f"index at {directory} is incomplete (no manifest.json); {hint}") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
         raise IndexLoadError(f"index manifest at {version} is corrupt ({e}); {hint}") from e
     if not isinstance(manifest, dict):
         raise IndexLoadError(f"index manifest at {version} is corrupt (it holds a {type(manifest).__name__}, not an object); {hint}")

@@ -68,7 +68,7 @@ def _questions(stream):
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
                 yield number, None, f"line {number} is not JSON: {e}"
                 continue
             if not isinstance(row, dict) or "question" not in row:
@@ -99,9 +99,10 @@ def cmd_ask(args) -> int:
         failures = 0
         for _, row, problem in _questions(stream):
             out = dict(row) if isinstance(row, dict) else {}
+            out.pop("error", None)  # passed-through keys are the line's own; "error" says only whether we answered it
             if problem is None:
                 try:
-                    answer = engine.ask(row["question"], policy=row.get("policy") or args.policy, k=args.k,
+                    answer = engine.ask(row["question"], policy=args.policy if row.get("policy") in (None, "") else row["policy"], k=args.k,
                                         history=row.get("history"))
                     out.update(answer.to_dict())
                 except PolicyQAError as e:  # a bad line is reported on its line; the others are answered

@@ -66,3 +66,61 @@ def test_index_directory_named_with_bytes_that_are_not_utf8(idx, tmp_path, capsy
     assert answer["citations"] and answer["citations"][0]["company"].startswith("Acme"), answer
     assert "unusable" not in err  # the ONNX query encoder loaded too (no fallback)
     assert (odd / CURRENT).exists()
+
+
+# ---------------------------------------------------------------- JSON nested thousands deep, policies that are not text
+
+
+NESTED = b"[" * 60_000  # json.loads recurses: a RecursionError, which is not a ValueError
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (NESTED, 415, "must be JSON"),
+    (b'{"question": ' + NESTED, 415, "must be JSON"),
+    (b'\xef\xbb\xbf{"question": "does JapanWork use cookies?"}', 200, ""),  # a BOM, as some Windows tools write
+    (b'{"question": "does JapanWork use cookies?", "policy": 0}', 400, "policy id"),
+    (b'{"question": "does JapanWork use cookies?", "policy": false}', 400, "policy id"),
+    (b'{"question": "does JapanWork use cookies?", "policy": []}', 400, "policy id"),
+], ids=["nested-array", "nested-question", "bom", "policy-0", "policy-false", "policy-empty-list"])
+def test_api_ask_odd_bodies(app_url, body, status, words):
+    from test_app_hardening import post
+
+    got_status, got = post(app_url, body)
+    assert got_status == status, (got_status, got)
+    assert words in got["error"] if status != 200 else got["citations"]
+
+
+@pytest.mark.parametrize("policy", [0, False, [], {}])
+def test_engine_takes_a_falsy_policy_for_a_bad_one_not_every_site(engine, policy):
+    from qa.engine import QuestionError
+
+    with pytest.raises(QuestionError, match="policy id"):
+        engine.ask("does JapanWork use cookies?", policy=policy)
+    assert engine.ask("does JapanWork use cookies?", policy="").citations  # empty: every site, as before
+
+
+def test_questions_file_nested_line_and_passed_through_error_key(default_index, tmp_path, capsys):
+    path = tmp_path / "q.jsonl"
+    path.write_bytes(b'{"question": "does JapanWork use cookies?", "error": "mine"}\n' + NESTED + b"\n"
+                     b'{"question": "does JapanWork use cookies?", "policy": false}\n'
+                     b'{"question": "does JapanWork use cookies?", "policy": ""}\n')
+    rc = main(["ask", "--questions-file", str(path), "--index", str(default_index)])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 1 and len(rows) == 4
+    assert "error" not in rows[0] and rows[0]["citations"]  # answered: an "error" key of the line's own is dropped
+    assert "line 2 is not JSON" in rows[1]["error"]
+    assert "policy id" in rows[2]["error"]
+    assert "error" not in rows[3] and rows[3]["citations"]
+
+
+def test_manifests_nested_thousands_deep_are_messages(idx, tmp_path, capsys):
+    (live_version(idx) / "manifest.json").write_bytes(NESTED)
+    for command in (["ask", QUESTION], ["list"], ["remove", "japanwork"]):
+        err = one_line_error(capsys, main([*command, "--index", str(idx)]), 1)
+        assert "corrupt" in err and "unexpected" not in err, err
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "acme.txt").write_text("Acme Inc. keeps your data safe and never sells it.")
+    (corpus / "manifest.json").write_bytes(NESTED)
+    err = one_line_error(capsys, main(["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "out"), "--quiet"]))
+    assert "not a valid manifest" in err
