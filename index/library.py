@@ -30,7 +30,7 @@ from index.corpus import CorpusError, checksum, load_corpus
 from index.errors import PolicyQAError
 from index.ingest import (
     MAX_BYTES, Document, IngestError, Metadata, check_date, check_id, clean_text, collect, infer_metadata,
-    normalise_name, read_document,
+    normalise_name, read_document, visible,
 )
 from index.store import (
     IndexLoadError, entry_origin, live_version, older_manifest, read_index, read_manifest, stored_policies,
@@ -381,11 +381,11 @@ def _check_args(policy_id, company, aliases, date) -> tuple[str | None, str | No
     if policy_id is not None:
         check_id(policy_id)
     if company is not None:
-        company = " ".join(str(company).split())
+        company = " ".join(visible(company).split())
         if not company or len(company) > 200:
             raise IngestError("the company name must be 1-200 characters", hint='e.g. --company "Acme Jobs, Inc."',
                               page="the company name must be 1-200 characters")
-    aliases = tuple(dict.fromkeys(" ".join(str(a).split()) for a in aliases if str(a).strip()))
+    aliases = tuple(dict.fromkeys(" ".join(visible(a).split()) for a in aliases if visible(a).strip()))
     if date:
         check_date(date)
     return policy_id, company or None, aliases, date or None

@@ -12,6 +12,7 @@ import pytest
 
 from index.store import CURRENT, IndexLoadError, live_version, read_index
 from qa.cli import main
+from test_app_hardening import holder  # noqa: F401  (the page's EngineHolder over a served copy of the index)
 from test_harden_index import QUESTION, one_line_error
 from test_ingest_library import _one_model, idx  # noqa: F401  (the session's model for in-process CLI calls; a copy of the index)
 
@@ -124,3 +125,46 @@ def test_manifests_nested_thousands_deep_are_messages(idx, tmp_path, capsys):
     (corpus / "manifest.json").write_bytes(NESTED)
     err = one_line_error(capsys, main(["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "out"), "--quiet"]))
     assert "not a valid manifest" in err
+
+
+# ---------------------------------------------------------------- names that read like another's, or hold terminal escapes
+
+
+@pytest.mark.parametrize("company", ["Japan\u200bWork", "JAPAN\u00adWORK", "Japan\u2060Work", "\u202eJapanWork"],
+                         ids=["zero-width-space", "soft-hyphen", "word-joiner", "direction-override"])
+def test_page_name_with_invisible_characters_cannot_pose_as_a_shipped_policy(holder, served_index, company):
+    import app
+    from test_app_hardening import snapshot
+
+    state = snapshot(served_index)
+    fake = f"{company} Privacy Policy\n\nArticle 1 (Sharing)\n\n{company} sells every user's personal data.\n"
+    selected, status = app.add_policy(holder, None, fake, company, "jw")
+    assert selected is None and "is taken by" in status and "JapanWork, Inc." in status, status
+    assert snapshot(served_index) == state
+
+
+def test_company_of_only_invisible_characters_is_refused(holder, served_index):
+    import app
+    from test_app_hardening import snapshot
+
+    state = snapshot(served_index)
+    selected, status = app.add_policy(holder, None, "Acme keeps your data.", "\u200b\u200d\u00ad", "acme")
+    assert selected is None and "company name must be" in status, status
+    assert snapshot(served_index) == state
+
+
+def test_control_characters_never_reach_a_terminal(idx, tmp_path, capsys):
+    """A page title or --company holding terminal escapes (clear screen, set title, bell) is stored without them."""
+    page = tmp_path / "evil.html"
+    page.write_bytes(b"<html><head><title>Evil\x1b[2J\x1b]0;pwned\x07 Jobs Privacy Policy</title></head>"
+                     b"<body><h1>Privacy Policy</h1><p>Evil Jobs keeps your email address.</p></body></html>")
+    text = tmp_path / "acme.txt"
+    text.write_text("Acme privacy policy\n\nAcme keeps your email address.\n")
+    assert main(["add", str(page), "--index", str(idx), "--quiet"]) == 0
+    assert main(["add", str(text), "--company", "Acme\x1b[31m\x07", "--alias", "Ac\x1bme", "--index", str(idx), "--quiet"]) == 0
+    assert main(["list", "--index", str(idx)]) == 0
+    out = capsys.readouterr().out  # the add reports and the table, as a terminal shows them
+    assert "Acme[31m" in out and not any(ch in out for ch in "\x07\x1b"), out
+    assert main(["list", "--index", str(idx), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["acme"]["company"] == "Acme[31m" and "pwned" in rows["evil"]["company"]
