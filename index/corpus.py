@@ -102,7 +102,8 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
     (id from the file name)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise CorpusError(f"corpus directory {directory} does not exist")
+        raise CorpusError(f"corpus directory {directory} {'is a file' if directory.exists() else 'does not exist'}; "
+                          "give --corpus a directory of .txt/.md policies")
     manifest_path = directory / "manifest.json"
     if manifest_path.exists():
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -282,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
 
     def writer(sp):
         sp.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index, built on first use)")
-        sp.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+        sp.add_argument("--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
                         help=f"how long to wait while another add/remove holds the index (default {DEFAULT_WAIT:g})")
         sp.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
@@ -336,6 +337,17 @@ def _k_value(text: str) -> int:
     if not 1 <= k <= MAX_K:
         raise argparse.ArgumentTypeError(f"-k must be 1-{MAX_K} citations, not {k}")
     return k
+
+
+def _seconds(text: str) -> float:
+    """--wait: 0 or more seconds, a number a clock can reach (not nan, inf or -1)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"--wait takes seconds, 0-604800 (a week), not {text!r}")
+    return seconds
 
 
 def _say(message: str) -> None:

@@ -168,3 +168,21 @@ def test_control_characters_never_reach_a_terminal(idx, tmp_path, capsys):
     assert main(["list", "--index", str(idx), "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["acme"]["company"] == "Acme[31m" and "pwned" in rows["evil"]["company"]
+
+
+# ---------------------------------------------------------------- option values
+
+
+@pytest.mark.parametrize("wait", ["-1", "nan", "inf", "1e309", "x"])
+@pytest.mark.parametrize("command", ["add", "remove"])
+def test_wait_out_of_range_is_a_usage_error(tmp_path, capsys, command, wait):
+    with pytest.raises(SystemExit) as e:
+        main([command, "acme.txt" if command == "add" else "acme", "--index", str(tmp_path), f"--wait={wait}"])
+    assert e.value.code == 2 and "--wait takes seconds" in capsys.readouterr().err
+
+
+def test_corpus_that_is_a_file_says_so(tmp_path, capsys):
+    corpus = tmp_path / "acme.txt"
+    corpus.write_text("Acme keeps your data.")
+    err = one_line_error(capsys, main(["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "out")]))
+    assert "is a file" in err and "directory" in err
