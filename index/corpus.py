@@ -75,6 +75,8 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     binary = CorpusError(f"{path} is binary, not text; save the policy as .txt, .md, .html or .pdf")
     if b"\x00" in raw[:65536]:
         raise binary
+    if declared and not _ascii_compatible(declared):  # as browsers do: a page cannot declare UTF-7, UTF-16 or an escape codec
+        declared = None
     for encoding in (declared, "utf-8"):
         if encoding:
             try:
@@ -87,6 +89,17 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     if best is None:
         raise binary
     return _check_text(str(best), binary), best.encoding
+
+
+_PROBE = b'<meta charset="x"> +-\\n \\u0041 09;&'
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether `encoding` reads ASCII as ASCII: UTF-7 reads "+ADw-" as "<" (a page could smuggle tags past what it shows)."""
+    try:
+        return _PROBE.decode(encoding) == _PROBE.decode("ascii")
+    except (LookupError, UnicodeError, ValueError):
+        return False
 
 
 def _check_text(text: str, error: CorpusError) -> str:

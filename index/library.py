@@ -369,6 +369,12 @@ def _incoming_from(doc: Document, policy_id: str | None, company: str | None, al
     check_id(meta.id)
     policy = Policy(id=meta.id, company=meta.company, text=doc.text, service=service, aliases=meta.aliases,
                     date=meta.date, source=doc.source, origin=origin)
+    from index.build import passages_of
+    from index.chunk import ChunkSettings
+
+    if not passages_of(policy, ChunkSettings()):  # e.g. a heading alone: a policy no answer could ever quote
+        raise IngestError(f"{doc.source or 'the text'} has no clause text to quote (only {len(doc.text.split())} words); "
+                          "add the whole policy")
     return _Incoming(policy, meta)
 
 

@@ -186,3 +186,27 @@ def test_corpus_that_is_a_file_says_so(tmp_path, capsys):
     corpus.write_text("Acme keeps your data.")
     err = one_line_error(capsys, main(["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "out")]))
     assert "is a file" in err and "directory" in err
+
+
+# ---------------------------------------------------------------- files that hide or lack their text
+
+
+def test_html_declaring_utf7_is_not_read_as_utf7(tmp_path):
+    """UTF-7 reads "+ADw-script+AD4-" as "<script>": the page's visible text was dropped as a script."""
+    from index.ingest import read_document
+
+    page = tmp_path / "utf7.html"
+    page.write_bytes(b'<html><head><meta charset="utf-7"><title>Acme</title></head>'
+                     b"<body><p>Acme keeps +ADw-script+AD4- your email address for newsletters.</p></body></html>")
+    doc = read_document(page)
+    assert "your email address for newsletters" in doc.text and doc.encoding != "utf-7"
+
+
+def test_text_with_no_clause_to_quote_is_refused(idx, tmp_path, capsys):
+    from test_harden_index import snapshot
+
+    short = tmp_path / "short.txt"
+    short.write_text("Acme keeps\n")
+    state = snapshot(idx)
+    err = one_line_error(capsys, main(["add", str(short), "--index", str(idx), "--quiet"]), 1)
+    assert "no clause text to quote" in err and snapshot(idx) == state
