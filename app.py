@@ -835,12 +835,18 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     return demo
 
 
+def every_site(policy: object) -> object:
+    """None (every site) for no policy or an empty one; any other value as given, for the engine to check
+    (`policy or None` took 0, false and [] for every site)."""
+    return None if policy is None or (isinstance(policy, str) and policy == "") else policy
+
+
 def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int]:
     """(`policyqa ask --json`'s object, 200), or ({"error": message}, 400) for a question that cannot
     be asked (empty, too long, not text, unknown policy) and ({"error": ...}, 500) for a failure of ours.
     The one answering function of /ask (gradio_client) and POST /api/ask (plain JSON)."""
     try:
-        return holder.answer(question, policy or None), 200
+        return holder.answer(question, every_site(policy)), 200
     except PolicyQAError as e:  # a question refused (400), or an index that cannot serve (500)
         return {"error": e.for_page()}, 400 if isinstance(e, UsageError) else 500
     except Exception as e:  # never a traceback; never the question in the log
@@ -867,20 +873,20 @@ class SharedAnswers:
             return True
         if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
             return False  # never shared (see `answer`), and perhaps not even hashable
-        flight = self._flights.get((id(self.holder.current()), question, policy or None))
+        flight = self._flights.get((id(self.holder.current()), question, every_site(policy)))
         return flight is not None and flight[0] is self.holder.current()
 
     def given(self, question, policy=None) -> dict | None:
         """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
         try:
-            return self.holder.cached(question, policy or None)
+            return self.holder.cached(question, every_site(policy))
         except Exception:  # whatever it was, `answer` reports it properly
             return None
 
     async def answer(self, question, policy=None, limiter=None) -> tuple[dict, int]:
         import asyncio
 
-        policy = policy or None
+        policy = every_site(policy)
         if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
             return await anyio.to_thread.run_sync(api_answer, self.holder, question, policy, limiter=limiter)
         engine = self.holder.current()
@@ -925,8 +931,8 @@ def mount_json_api(demo: gr.Blocks, holder: "EngineHolder", threads: int = DEFAU
             if len(body) > API_MAX_BODY:
                 return refuse(413, f"the request body is over {API_MAX_BODY // 1024} KB; send one question of at most {MAX_QUESTION_CHARS:,} characters")
         try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            data = json.loads(body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nested thousands deep
             return refuse(415, 'the request body must be JSON, e.g. {"question": "can JapanWork share my data?", "policy": "japanwork"}')
         if not isinstance(data, dict) or "question" not in data:
             return refuse(400, 'the JSON body must be an object with a "question", e.g. {"question": "can JapanWork share my data?"}')

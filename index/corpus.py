@@ -75,6 +75,8 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     binary = CorpusError(f"{path} is binary, not text; save the policy as .txt, .md, .html or .pdf")
     if b"\x00" in raw[:65536]:
         raise binary
+    if declared and not _ascii_compatible(declared):  # as browsers do: a page cannot declare UTF-7, UTF-16 or an escape codec
+        declared = None
     for encoding in (declared, "utf-8"):
         if encoding:
             try:
@@ -87,6 +89,17 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     if best is None:
         raise binary
     return _check_text(str(best), binary), best.encoding
+
+
+_PROBE = b'<meta charset="x"> +-\\n \\u0041 09;&'
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether `encoding` reads ASCII as ASCII: UTF-7 reads "+ADw-" as "<" (a page could smuggle tags past what it shows)."""
+    try:
+        return _PROBE.decode(encoding) == _PROBE.decode("ascii")
+    except (LookupError, UnicodeError, ValueError):
+        return False
 
 
 def _check_text(text: str, error: CorpusError) -> str:
@@ -102,12 +115,13 @@ def load_corpus(directory: Path | str = DEFAULT_CORPUS) -> list[Policy]:
     (id from the file name)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise CorpusError(f"corpus directory {directory} does not exist")
+        raise CorpusError(f"corpus directory {directory} {'is a file' if directory.exists() else 'does not exist'}; "
+                          "give --corpus a directory of .txt/.md policies")
     manifest_path = directory / "manifest.json"
     if manifest_path.exists():
         try:
             entries = json.loads(manifest_path.read_text(encoding="utf-8"))["policies"]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
             raise CorpusError(f"{manifest_path} is not a valid manifest ({e}); fix it or remove it") from e
     else:
         entries = [{"file": p.name} for p in sorted(directory.iterdir()) if p.suffix.lower() in TEXT_SUFFIXES]

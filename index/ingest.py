@@ -605,7 +605,7 @@ def infer_metadata(doc: Document, policy_id: str | None = None, company: str | N
             (text_company, "policy text"),
             (_name_from_file(doc.source), "file name"),
         ):
-            value = " ".join((value or "").split())
+            value = " ".join(visible(value or "").split())
             if value and not _GENERIC_NAME.match(value) and len(value) <= 100:
                 company, origin["company"] = value, where
                 break
@@ -624,7 +624,7 @@ def infer_metadata(doc: Document, policy_id: str | None = None, company: str | N
         distinctive = len(short.split()) > 1 or re.search(r"[a-z][A-Z]|^[A-Z0-9]{3,}$|[^\x00-\x7f]", short)
         if short and short != company and len(normalise_name(short)) >= 3 and distinctive:
             found.insert(0, short)
-        aliases = tuple(dict.fromkeys(found))
+        aliases = tuple(dict.fromkeys(" ".join(visible(a).split()) for a in found))
         if aliases:
             origin["aliases"] = "policy text" if text_aliases else "company name"
     if policy_id:
@@ -648,9 +648,15 @@ def infer_metadata(doc: Document, policy_id: str | None = None, company: str | N
     return Metadata(policy_id, company, tuple(aliases), date, origin)
 
 
+def visible(text: str) -> str:
+    """`text` without control and format characters (zero-width spaces, soft hyphens, direction
+    overrides, terminal escapes): "Japan\u200bWork" reads as JapanWork but would compare unlike it."""
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\t\n\r")
+
+
 def normalise_name(name: str) -> str:
     """Company names compared without case, width, spacing, punctuation or a corporate suffix."""
-    name = unicodedata.normalize("NFKC", name).casefold()
+    name = visible(unicodedata.normalize("NFKC", name)).casefold()
     name = re.sub(r",?\s+(?:co\.,?\s*ltd\.?|company,?\s+limited|inc\.?|incorporated|corporation|corp\.?|k\.k\.|g\.k\.|ltd\.?|limited|llc)$", "", name)
     name = re.sub(r"株式会社|有限会社|合同会社", "", name)
     return re.sub(r"[\s\-_.,・'’\"“”()（）]+", "", name)

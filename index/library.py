@@ -30,7 +30,7 @@ from index.corpus import CorpusError, checksum, load_corpus
 from index.errors import PolicyQAError
 from index.ingest import (
     MAX_BYTES, Document, IngestError, Metadata, check_date, check_id, clean_text, collect, infer_metadata,
-    normalise_name, read_document,
+    normalise_name, read_document, visible,
 )
 from index.store import (
     IndexLoadError, entry_origin, live_version, older_manifest, read_index, read_manifest, stored_policies,
@@ -369,6 +369,12 @@ def _incoming_from(doc: Document, policy_id: str | None, company: str | None, al
     check_id(meta.id)
     policy = Policy(id=meta.id, company=meta.company, text=doc.text, service=service, aliases=meta.aliases,
                     date=meta.date, source=doc.source, origin=origin)
+    from index.build import passages_of
+    from index.chunk import ChunkSettings
+
+    if not passages_of(policy, ChunkSettings()):  # e.g. a heading alone: a policy no answer could ever quote
+        raise IngestError(f"{doc.source or 'the text'} has no clause text to quote (only {len(doc.text.split())} words); "
+                          "add the whole policy")
     return _Incoming(policy, meta)
 
 
@@ -381,11 +387,11 @@ def _check_args(policy_id, company, aliases, date) -> tuple[str | None, str | No
     if policy_id is not None:
         check_id(policy_id)
     if company is not None:
-        company = " ".join(str(company).split())
+        company = " ".join(visible(company).split())
         if not company or len(company) > 200:
             raise IngestError("the company name must be 1-200 characters", hint='e.g. --company "Acme Jobs, Inc."',
                               page="the company name must be 1-200 characters")
-    aliases = tuple(dict.fromkeys(" ".join(str(a).split()) for a in aliases if str(a).strip()))
+    aliases = tuple(dict.fromkeys(" ".join(visible(a).split()) for a in aliases if visible(a).strip()))
     if date:
         check_date(date)
     return policy_id, company or None, aliases, date or None

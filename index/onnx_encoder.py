@@ -71,7 +71,8 @@ class OnnxQueryEncoder:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(self.directory / TOKENIZER_FILE))
+            # Read here, not by path: tokenizers and onnxruntime take only UTF-8 paths (an --index named otherwise).
+            tokenizer = Tokenizer.from_str((self.directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
             tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
             tokenizer.enable_padding(pad_id=int(config.get("pad_id", 0)), pad_token=config.get("pad_token", "[PAD]"))
             self._tokenizer = tokenizer
@@ -84,7 +85,10 @@ class OnnxQueryEncoder:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             # Idle worker threads sleep instead of spinning: other requests and replicas need the cores.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(str(self.directory / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+            model = str(self.directory / MODEL_FILE)
+            if any("\udc80" <= ch <= "\udcff" for ch in model):  # a path that is not UTF-8; by path opens faster
+                model = (self.directory / MODEL_FILE).read_bytes()
+            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # json, tokenizers and onnxruntime each fail their own way on a damaged file
             raise self._unloadable(e) from e
 

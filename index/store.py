@@ -169,7 +169,8 @@ def write_index(
     with open(staging / "embeddings.npy", "wb") as f:
         np.save(f, np.ascontiguousarray(embeddings, dtype=np.float32))
         os.fsync(f.fileno())
-    faiss.write_index(dense_index, str(staging / "dense.faiss"))
+    # Through bytes, not faiss' own file I/O: SWIG cannot pass a path that is not UTF-8 (an --index named so).
+    _write_file(staging / "dense.faiss", faiss.serialize_index(dense_index).tobytes())
     with open(staging / "sentences.npz", "wb") as f:
         np.savez(f, passage=sentence_passage.astype(np.int32), spans=sentence_spans.astype(np.int32),
                  embeddings=sentence_embeddings.astype(np.float32))
@@ -213,7 +214,7 @@ def read_manifest(directory: Path, version: Path | None = None) -> dict:
         manifest = json.loads((version / "manifest.json").read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         raise IndexLoadError(f"index at {directory} is incomplete (no manifest.json); {hint}") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
         raise IndexLoadError(f"index manifest at {version} is corrupt ({e}); {hint}") from e
     if not isinstance(manifest, dict):
         raise IndexLoadError(f"index manifest at {version} is corrupt (it holds a {type(manifest).__name__}, not an object); {hint}")
@@ -329,7 +330,7 @@ def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
         lines = (version / "passages.jsonl").read_text(encoding="utf-8").split("\n")
         passages = [Passage.from_dict(json.loads(line)) for line in lines if line]
         embeddings = np.load(version / "embeddings.npy", allow_pickle=False)
-        dense = faiss.read_index(str(version / "dense.faiss"))
+        dense = faiss.deserialize_index(np.fromfile(version / "dense.faiss", dtype=np.uint8))
         with np.load(version / "sentences.npz", allow_pickle=False) as s:
             sentence_passage, sentence_spans, sentence_embeddings = s["passage"], s["spans"], s["embeddings"]
         with np.load(version / "headings.npz", allow_pickle=False) as h:
@@ -355,8 +356,11 @@ def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
         (manifest.get("passages") == n, f"manifest counts {manifest.get('passages')} passages"),
         (len(sentence_passage) == len(sentence_spans) == len(sentence_embeddings), "sentence arrays disagree"),
         (len(passage_heading) == n and heading_embeddings.ndim == 2 and heading_embeddings.shape[1] == dim
-         and (len(passage_heading) == 0 or int(passage_heading.max()) < len(heading_embeddings)), "heading arrays disagree"),
-        (all(p.policy_id in policies for p in passages), "passages name policies the manifest lacks"),
+         and (len(passage_heading) == 0 or -1 <= int(passage_heading.min()) <= int(passage_heading.max()) < len(heading_embeddings)),
+         "heading arrays disagree"),
+        (isinstance(vocab, dict) and all(type(c) is int and 0 <= c < bm25.shape[1] for c in vocab.values()),
+         "lexical vocabulary is not a map of words to columns"),
+        (all(isinstance(p.policy_id, str) and p.policy_id in policies for p in passages), "passages name policies the manifest lacks"),
         (multilingual is None or (
             multilingual.embeddings.shape == (n, manifest["multilingual"]["dimension"])
             and len(multilingual.sentence_embeddings) == len(sentence_passage)
@@ -365,6 +369,9 @@ def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
     for ok, what in checks:
         if not ok:
             raise IndexLoadError(f"index at {directory} is inconsistent: {what}; {hint}")
+    problem = _offsets_problem(passages, policies, sentence_passage, sentence_spans)
+    if problem:
+        raise IndexLoadError(f"index at {directory} is inconsistent: {problem}; {hint}")
     # One pass over the passages: a comparison per policy is quadratic (minutes at 1M passages, 20k policies).
     grouped: dict[str, list[int]] = {pid: [] for pid in policies}
     for row, p in enumerate(passages):
@@ -373,6 +380,27 @@ def _read_index(directory: Path, version: Path | None = None) -> StoredIndex:
     return StoredIndex(version, manifest, policies, passages, embeddings, dense, vocab, bm25,
                        sentence_passage, sentence_spans, sentence_embeddings, passage_heading, heading_embeddings, policy_rows,
                        multilingual)
+
+
+def _offsets_problem(passages: list[Passage], policies: dict[str, Policy], sentence_passage: np.ndarray,
+                     sentence_spans: np.ndarray) -> str:
+    """What is wrong with the passages' and sentences' offsets, or "": answers quote policy texts by
+    these offsets and index arrays by these rows, so one out of place would quote the wrong words."""
+    for p in passages:
+        if not (type(p.start) is int and type(p.end) is int and isinstance(p.text, str)
+                and policies[p.policy_id].text[p.start:p.end] == p.text and 0 <= p.start <= p.end):
+            return f"passage {str(p.key)[:80]!r} does not match its policy text"
+    if len(sentence_passage) == 0:
+        return ""
+    if sentence_passage.ndim != 1 or sentence_spans.shape != (len(sentence_passage), 2):
+        return "sentence arrays have the wrong shape"
+    if int(sentence_passage.min()) < 0 or int(sentence_passage.max()) >= len(passages):
+        return "sentences name passages the index lacks"
+    starts = np.array([p.start for p in passages])[sentence_passage]
+    ends = np.array([p.end for p in passages])[sentence_passage]
+    if not ((sentence_spans[:, 0] >= starts) & (sentence_spans[:, 0] <= sentence_spans[:, 1]) & (sentence_spans[:, 1] <= ends)).all():
+        return "sentence offsets lie outside their passages"
+    return ""
 
 
 def newest_complete_version(directory: Path) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def _questions(stream):
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # RecursionError: "[[[[…" nested thousands deep
                 yield number, None, f"line {number} is not JSON: {e}"
                 continue
             if not isinstance(row, dict) or "question" not in row:
@@ -99,9 +100,10 @@ def cmd_ask(args) -> int:
         failures = 0
         for _, row, problem in _questions(stream):
             out = dict(row) if isinstance(row, dict) else {}
+            out.pop("error", None)  # passed-through keys are the line's own; "error" says only whether we answered it
             if problem is None:
                 try:
-                    answer = engine.ask(row["question"], policy=row.get("policy") or args.policy, k=args.k,
+                    answer = engine.ask(row["question"], policy=args.policy if row.get("policy") in (None, "") else row["policy"], k=args.k,
                                         history=row.get("history"))
                     out.update(answer.to_dict())
                 except PolicyQAError as e:  # a bad line is reported on its line; the others are answered
@@ -281,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
 
     def writer(sp):
         sp.add_argument("--index", type=Path, help="index directory (default: the built-in corpus' index, built on first use)")
-        sp.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+        sp.add_argument("--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
                         help=f"how long to wait while another add/remove holds the index (default {DEFAULT_WAIT:g})")
         sp.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
@@ -337,6 +339,17 @@ def _k_value(text: str) -> int:
     return k
 
 
+def _seconds(text: str) -> float:
+    """--wait: 0 or more seconds, a number a clock can reach (not nan, inf or -1)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"--wait takes seconds, 0-604800 (a week), not {text!r}")
+    return seconds
+
+
 def _say(message: str) -> None:
     """An error line on stderr, whatever bytes it quotes (a path that is not UTF-8, say)."""
     line = f"error: {message}".replace("\n", " ")
@@ -345,6 +358,9 @@ def _say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # A UTF-8 locale's stdout refuses a path holding bytes that are not UTF-8 (an --index or file named so).
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         return args.func(args)

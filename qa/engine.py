@@ -234,7 +234,7 @@ class Engine:
 
     def scope(self, question: str, policy: str | None, history: list[str]) -> tuple[list[str], list[tuple[int, int]], str]:
         """(policy ids in scope, [] = every site; spans of the names in the question; why, in words)."""
-        if policy:
+        if policy is not None:  # 0, false or [] is a bad policy, never "every site"
             if not isinstance(policy, str):
                 raise QuestionError("the policy must be a policy id (text), e.g. \"japanwork\"")
             if policy not in self.index.policies:
@@ -281,6 +281,7 @@ class Engine:
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         question = clean_question(question)
+        policy = None if isinstance(policy, str) and policy == "" else policy  # an empty choice: every site
         if history is not None and not (isinstance(history, (list, tuple)) and all(isinstance(h, str) for h in history)):
             raise QuestionError("the history must be a list of earlier questions (text)")
         history = [clean_question(h) for h in (history or [])[-MAX_HISTORY:] if h.strip()]

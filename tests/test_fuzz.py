@@ -46,7 +46,8 @@ def test_any_question_answers_or_raises_a_question_error(engine, question, polic
         assert str(e).strip() and "\n" not in str(e)
         return
     assert isinstance(answer.answer, str) and answer.answer
-    assert len(answer.citations) <= 3
+    # k=3 bounds an answer from one site; an answer across sites cites each site's clause ("クッキーを使いますか": 6)
+    assert len(answer.citations) <= 3 or answer.by_policy
 
 
 @FAST
