@@ -227,3 +227,26 @@ def test_a_close_neighbour_of_the_best_sentence_is_highlighted_with_it(engine, q
     assert answering in top.highlight and len(top.highlight) <= 300
     one = engine.with_settings(replace(engine.settings, highlight_margin=-1.0)).ask(question).citations[0]
     assert answering not in one.highlight and top.highlight_start <= one.highlight_start < one.highlight_end <= top.highlight_end
+
+
+def test_bm25_weighs_less_when_only_common_words_match(engine):
+    """BM25 is divided by max(its best candidate's score, lexical_floor): a query matching only common policy
+    words (best BM25 under the floor) gets proportionally less lexical weight; one with a rare matching word
+    (best BM25 over it) ranks exactly as with the plain max-normalisation."""
+    import numpy as np
+
+    from index.lexical import bm25_scores, tokenize
+    from qa.retrieve import RetrievalSettings, retrieve
+
+    index, floor = engine.index, RetrievalSettings().lexical_floor
+    vector = engine.encoder.encode(["how is my information used?"], kind="query")[0]
+    for words, under in (("information use", True), ("record my phone calls", False)):
+        tokens = tokenize(words)
+        plain = {h.row: h for h in retrieve(index, vector, tokens, None, 10, RetrievalSettings(lexical_floor=0.0))}
+        floored = retrieve(index, vector, tokens, None, 10, RetrievalSettings(lexical_floor=floor))
+        top_lex = float(bm25_scores(index.vocab, index.bm25, tokens).max())  # BM25's best is always a candidate
+        assert (top_lex < floor) == under
+        for h in floored:
+            if h.row in plain:
+                expected = plain[h.row].score - (RetrievalSettings().lexical_weight * h.lexical * (1 / top_lex - 1 / floor) if under else 0.0)
+                assert np.isclose(h.score, expected, atol=1e-5)
