@@ -18,13 +18,13 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from index.trained import file_sha256, publish_directory
-from index.trainset import overlaps, write_policyqa_corpus
+from index.trainset import TRAINED_CHUNKING, overlaps, write_policyqa_corpus
 from qa.scorer import (DEFAULT_SCORER, FEATURES, FORMAT, MODEL_JSON, SCORER_DIR, WEIGHTS, SentenceScorer,
                        expected_calibration_error, fit, inverse_document_frequencies, log_loss, passage_features)
 
@@ -245,13 +245,16 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
     policies, asked, own = training_questions(policyqa, own_dev, limit)
     encoder = encoder or Encoder()
     encoder.load()
-    settings = Settings(scorer=None)
+    # What the engine retrieved when sentence-scorer-v1 was trained (its model card): passages cut as then, no BM25
+    # floor, no aspect boost. Later retrieval changes do not silently change what a re-run trains on.
+    settings = Settings(scorer=None, aspect_boost=0.0, aspect_highlight=0.0,
+                        retrieval=replace(Settings().retrieval, lexical_floor=0.0))
     with tempfile.TemporaryDirectory(prefix="policyqa-scorer-") as tmp:
         corpus = Path(tmp) / "corpus"
         write_policyqa_corpus(policies, corpus)
         log(f"indexing {len(policies)} PolicyQA policies and the default corpus with {encoder.name}")
-        build_index(load_corpus(corpus), Path(tmp) / "policyqa", encoder, progress=progress, multilingual=None)
-        build_index(load_corpus(), Path(tmp) / "default", encoder, progress=progress, multilingual=None)
+        build_index(load_corpus(corpus), Path(tmp) / "policyqa", encoder, TRAINED_CHUNKING, progress=progress, multilingual=None)
+        build_index(load_corpus(), Path(tmp) / "default", encoder, TRAINED_CHUNKING, progress=progress, multilingual=None)
         first = collect(Engine(read_index(Path(tmp) / "policyqa"), encoder, settings), asked, pool, progress)
         second = collect(Engine(read_index(Path(tmp) / "default"), encoder, settings), own, pool, progress)
     offset = len(first.groups)
