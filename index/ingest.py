@@ -654,9 +654,17 @@ def visible(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\t\n\r")
 
 
+# Cyrillic and Greek letters drawn like Latin ones: "JаpanWork" with a Cyrillic а reads as JapanWork, so names are
+# compared with them read as the Latin letter (comparison only; a name is stored as given).
+_LOOK_ALIKE = str.maketrans(
+    "АВЕКМНОРСТХУаеорсухіјѕһԁԛԝΑΒΕΗΙΚΜΝΟΡΤΥΧαοικνρτυχ",
+    "ABEKMHOPCTXYaeopcyxijshdqwABEHIKMNOPTYXaoikvptux",
+)
+
+
 def normalise_name(name: str) -> str:
-    """Company names compared without case, width, spacing, punctuation or a corporate suffix."""
-    name = visible(unicodedata.normalize("NFKC", name)).casefold()
+    """Company names compared without case, width, spacing, punctuation, look-alike letters or a corporate suffix."""
+    name = visible(unicodedata.normalize("NFKC", name)).translate(_LOOK_ALIKE).casefold()
     name = re.sub(r",?\s+(?:co\.,?\s*ltd\.?|company,?\s+limited|inc\.?|incorporated|corporation|corp\.?|k\.k\.|g\.k\.|ltd\.?|limited|llc)$", "", name)
     name = re.sub(r"株式会社|有限会社|合同会社", "", name)
     return re.sub(r"[\s\-_.,・'’\"“”()（）]+", "", name)

@@ -130,8 +130,10 @@ def test_manifests_nested_thousands_deep_are_messages(idx, tmp_path, capsys):
 # ---------------------------------------------------------------- names that read like another's, or hold terminal escapes
 
 
-@pytest.mark.parametrize("company", ["Japan\u200bWork", "JAPAN\u00adWORK", "Japan\u2060Work", "\u202eJapanWork"],
-                         ids=["zero-width-space", "soft-hyphen", "word-joiner", "direction-override"])
+@pytest.mark.parametrize("company", ["Japan\u200bWork", "JAPAN\u00adWORK", "Japan\u2060Work", "\u202eJapanWork",
+                                     "J\u0430panWork", "JAP\u0410N W\u039fRK"],
+                         ids=["zero-width-space", "soft-hyphen", "word-joiner", "direction-override",
+                              "cyrillic-a", "cyrillic-and-greek-capitals"])
 def test_page_name_with_invisible_characters_cannot_pose_as_a_shipped_policy(holder, served_index, company):
     import app
     from test_app_hardening import snapshot
