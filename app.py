@@ -59,7 +59,7 @@ from index.ingest import MAX_BYTES  # noqa: E402
 from qa.compose import display_name, short_name  # noqa: E402
 from index.errors import PolicyQAError, UsageError  # noqa: E402
 from index.types import Answer, Citation  # noqa: E402
-from qa.engine import MAX_QUESTION_CHARS  # noqa: E402
+from qa.engine import MAX_QUESTION_CHARS, every_site  # noqa: E402
 from qa.resolve import resolve_policies  # noqa: E402
 from qa.service import EngineHolder, default_index_dir, open_engine  # noqa: E402
 
@@ -833,12 +833,6 @@ def build_app(engine, allow_add: bool = True, *, allow_upload: bool | None = Non
     demo.pq_holder = holder  # for POST /api/ask, mounted at launch
     demo.pq_answers = shared  # the same questions in flight for both APIs
     return demo
-
-
-def every_site(policy: object) -> object:
-    """None (every site) for no policy or an empty one; any other value as given, for the engine to check
-    (`policy or None` took 0, false and [] for every site)."""
-    return None if policy is None or (isinstance(policy, str) and policy == "") else policy
 
 
 def api_answer(holder: "EngineHolder", question, policy=None) -> tuple[dict, int]:

@@ -16,7 +16,7 @@ from index.corpus import DEFAULT_CORPUS
 from index.embed import DEFAULT_MODEL
 from index.errors import PolicyQAError, UsageError
 from index.store import live_version
-from qa.engine import MAX_K
+from qa.engine import MAX_K, every_site
 from qa.options import add_eval_options, add_index_options, add_serve_options, page_may_add
 from qa.service import build, default_index_dir, open_engine  # noqa: F401  (the CLI's library, re-exported)
 
@@ -103,7 +103,8 @@ def cmd_ask(args) -> int:
             out.pop("error", None)  # passed-through keys are the line's own; "error" says only whether we answered it
             if problem is None:
                 try:
-                    answer = engine.ask(row["question"], policy=args.policy if row.get("policy") in (None, "") else row["policy"], k=args.k,
+                    policy = every_site(row.get("policy"))  # the line's own policy, else --policy
+                    answer = engine.ask(row["question"], policy=args.policy if policy is None else policy, k=args.k,
                                         history=row.get("history"))
                     out.update(answer.to_dict())
                 except PolicyQAError as e:  # a bad line is reported on its line; the others are answered

@@ -149,6 +149,12 @@ class Settings:
     aspect_pool: int = 10
 
 
+def every_site(policy: object) -> object:
+    """None (every site) for no policy or an empty one; any other value as given, for `Engine.scope` to check
+    (`policy or None` took 0, false and [] for every site). The page's answer cache keys and the CLI use it too."""
+    return None if policy is None or (isinstance(policy, str) and policy == "") else policy
+
+
 def clean_question(question: object) -> str:
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
@@ -283,7 +289,7 @@ class Engine:
     def ask(self, question: str, policy: str | None = None, k: int | None = None, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         question = clean_question(question)
-        policy = None if isinstance(policy, str) and policy == "" else policy  # an empty choice: every site
+        policy = every_site(policy)
         if history is not None and not (isinstance(history, (list, tuple)) and all(isinstance(h, str) for h in history)):
             raise QuestionError("the history must be a list of earlier questions (text)")
         history = [clean_question(h) for h in (history or [])[-MAX_HISTORY:] if h.strip()]
