@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def stated_patterns(question: str, skip: frozenset[str] = frozenset()) -> list[r
     return [stated for name, asked, stated in _ASPECTS if name not in skip and asked.search(text)]
 
 
-def aspect_share(text: str, patterns: list[re.Pattern]) -> float:
+def aspect_share(text: str, patterns: Sequence[re.Pattern]) -> float:
     """Share of `patterns` that `text` matches (0 when there are none)."""
     if not patterns:
         return 0.0

@@ -515,7 +515,7 @@ class Engine:
         answer.language = "ja"  # the scorer is never consulted: it reads the English encoder's cosines
         return answer
 
-    def _aspects(self, query: str) -> tuple:
+    def _aspects(self, query: str) -> tuple[re.Pattern, ...]:
         """The patterns of what a clause answering this English question states (qa.abstain.stated_patterns)."""
         s = self.settings
         return tuple(stated_patterns(query, frozenset(s.aspect_skip))) if (s.aspect_boost or s.aspect_highlight) else ()
@@ -524,7 +524,7 @@ class Engine:
         """`hits` re-ordered with aspect_boost x the share of `aspects` each passage states added to its score."""
         if not aspects or not self.settings.aspect_boost:
             return hits
-        boosted = [replace(h, score=h.score + self.settings.aspect_boost * aspect_share(h.passage.text, list(aspects))) for h in hits]
+        boosted = [replace(h, score=h.score + self.settings.aspect_boost * aspect_share(h.passage.text, aspects)) for h in hits]
         return sorted(boosted, key=lambda h: -h.score)
 
     def _hits(self, vector: np.ndarray, tokens: list[str], scope: list[str], k: int, index: StoredIndex | None = None,

@@ -67,7 +67,7 @@ def highlight_span(
     ]
     ranking = scores
     if aspect_weight and aspects:
-        ranking = [sc + aspect_weight * aspect_share(text[s:e], list(aspects)) for sc, (s, e) in zip(scores, spans)]
+        ranking = [sc + aspect_weight * aspect_share(text[s:e], aspects) for sc, (s, e) in zip(scores, spans)]
     start, end = choose_span(text, spans, ranking, question_tokens, join_margin)
     return start, end, max(scores)
 

@@ -43,7 +43,8 @@ class RetrievalSettings:
     # BM25 is divided by max(its top candidate's score, this), not by the top score alone: a question whose
     # words (with the thesaurus's) only match common policy words gets less than the full lexical weight, one
     # with rarer matching words ("record my phone calls": 8.8) the full weight. Best BM25 over the question's
-    # policy, median: own dev 9.8, PolicyQA 6.5 (whose generic questions BM25 serves badly: weight 0 helps it). Measured with the v3 fold encoders (PolicyQA 2-fold, eval.policyqa_bench --folds; own dev held out,
+    # policy, median: own dev 9.8, PolicyQA 6.5 (whose generic questions BM25 serves badly: weight 0 helps it).
+    # Measured with the v3 fold encoders (PolicyQA 2-fold, eval.policyqa_bench --folds; own dev held out,
     # eval.refit --current): PolicyQA hit@1/hit@3 0.330/0.573 -> 0.338/0.590 (mean top citation 540 -> 542
     # characters), own dev hit@1/hit@3/highlight 0.818/0.932/0.736 unchanged; floor 12: PolicyQA 0.593 but own
     # hit@1 0.811; 16: 0.597 and 0.791 (lexical weight 0: 0.596 and 0.696). Over 750/0 passages floor 8 gives
