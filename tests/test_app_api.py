@@ -425,6 +425,98 @@ def test_a_given_answer_is_served_before_gradio_with_the_same_messages(own_app):
     assert not demo._queue.event_ids_to_events and not any(demo._queue.pending_event_ids_session.values())
 
 
+def _wait_until(condition, seconds: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_client_asking_one_question_after_another_is_answered_on_one_stream(own_app, engine):
+    # GivenAnswersFirst holds a stream it sent open for the session's next question (linger): gradio_client
+    # then sends its next questions over it instead of a new stream each, whether the answer was given
+    # already, is asked inside queue/join, or waits in Gradio's queue; and it ends when the session is idle.
+    from gradio_client import Client
+
+    demo, url = own_app
+    layer = demo.pq_first
+    given = "does Gaijin Poole use cookies?"
+    _raw_ask(url, [given, None])  # given now
+    layer.linger_s = 10.0  # longer than any pause between this test's questions on a loaded machine
+    client = Client(url, verbose=False)
+    try:
+        streams = layer.served["data"]
+        assert _without_timings(client.predict(given, None, api_name="/ask")) == _without_timings(engine.ask(given).to_dict())
+        assert layer.served["data"] == streams + 1 and _wait_until(lambda: layer.lingering == 1)
+        fresh = "can en Japan keep my video interview after I leave?"
+        assert _without_timings(client.predict(fresh, None, api_name="/ask")) == _without_timings(engine.ask(fresh).to_dict())
+        demo.pq_answers.can_answer_now = lambda *args: False  # a new question waits in Gradio's queue
+        queued = "does JapanWork sell my data to advertisers?"
+        try:
+            assert _without_timings(client.predict(queued, None, api_name="/ask")) == _without_timings(engine.ask(queued).to_dict())
+        finally:
+            del demo.pq_answers.can_answer_now
+        assert layer.served["data"] == streams + 1  # all three over the first stream
+        layer.linger_s = 0.2
+        assert _wait_until(lambda: layer.lingering == 0)  # idle: close_stream ended it
+        assert client.predict(given, None, api_name="/ask")["answer"]  # ... and the next question opens a new one
+        assert layer.served["data"] == streams + 2
+    finally:
+        layer.linger_s = layer.LINGER_S
+        client.close()
+    assert _wait_until(lambda: layer.lingering == 0, seconds=layer.LINGER_S + 20)
+    assert not demo._queue.event_ids_to_events and not any(demo._queue.pending_event_ids_session.values())
+
+
+def test_a_lingering_stream_forwards_gradios_messages_then_closes_or_ends_when_the_visitor_leaves(own_app, monkeypatch):
+    # On the open stream come, in order, the messages Gradio's queue sends for the session's next question
+    # (estimation, process_starts, process_completed), then close_stream once the session is idle; a visitor
+    # who leaves while it lingers ends it, and nothing of the session is left pending.
+    import json
+    import uuid
+
+    import httpx
+
+    demo, url = own_app
+    layer = demo.pq_first
+    given = "does Gaijin Poole use cookies?"
+    _raw_ask(url, [given, None])
+    monkeypatch.setattr(layer, "linger_s", 3.0)
+    monkeypatch.setattr(demo.pq_answers, "can_answer_now", lambda *args: False)
+    join = lambda session, question: httpx.post(  # noqa: E731
+        url + "gradio_api/queue/join", timeout=30,
+        json={"data": [question, None], "fn_index": layer.fn._id, "session_hash": session}).json()["event_id"]
+    session = uuid.uuid4().hex
+    first = join(session, given)
+    seen = []
+    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=30) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line[5:])
+            seen.append((message["msg"], message.get("event_id")))
+            if len(seen) == 1:
+                second = join(session, "who can I contact about my data at JACCES?")  # queued while it lingers
+    assert seen[0] == ("process_completed", first)
+    assert [m for m in seen if m[1] == second][-1] == ("process_completed", second)
+    assert ("process_starts", second) in seen and seen[-1] == ("close_stream", None)
+    assert layer.lingering == 0 and not demo._queue.pending_event_ids_session.get(session)
+    # A visitor who leaves while the stream lingers: it ends at once (not after linger_s) and cleans up.
+    monkeypatch.undo()  # answered inside queue/join again: its end is waiting when the stream opens
+    monkeypatch.setattr(layer, "linger_s", 60.0)
+    session = uuid.uuid4().hex
+    join(session, given)
+    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=30) as stream:
+        assert json.loads(next(stream.iter_lines())[5:])["msg"] == "process_completed"
+        assert _wait_until(lambda: layer.lingering >= 1)
+    assert _wait_until(lambda: layer.lingering == 0, seconds=30)
+    assert not demo._queue.pending_event_ids_session.get(session)
+
+
 def test_requests_the_layer_is_not_sure_of_go_to_gradio_unchanged(own_app, capfd):
     # Everything but a plain JSON /ask of an answer already given reaches Gradio as before: a login
     # configured, an Origin header (Gradio's CORS headers), unknown keys, malformed values, bodies
@@ -494,6 +586,7 @@ def test_a_stream_whose_end_is_not_waiting_is_left_to_gradio():
     queue = SimpleNamespace(stopped=False, pending_messages_per_session={}, pending_event_ids_session={})
     demo = SimpleNamespace(app=SimpleNamespace(auth=None, auth_dependency=None), _queue=queue)
     layer = app.GivenAnswersFirst(None, demo, None, None)
+    layer.linger_s = 0  # the stream in one body, as it was before streams lingered (tested with the real app below)
     scope = {"type": "http", "method": "GET", "path": layer.DATA, "headers": [], "query_string": b"session_hash=s"}
 
     def done(event_id):
@@ -509,18 +602,18 @@ def test_a_stream_whose_end_is_not_waiting_is_left_to_gradio():
         queue.pending_messages_per_session["s"], queue.pending_event_ids_session["s"] = waiting, {"a", "b"}
         waiting.put_nowait(EstimationMessage(queue_size=1, event_id="a"))
         waiting.put_nowait(done("a"))
-        assert not await layer.data(scope, send)  # "b" has not ended yet
+        assert not await layer.data(scope, None, send)  # "b" has not ended yet
         assert waiting.qsize() == 2 and queue.pending_event_ids_session["s"] == {"a", "b"} and not sent
         waiting.put_nowait(done("b"))
         waiting.put_nowait(EstimationMessage(queue_size=1, event_id="c"))  # after the end: left for the next stream
-        assert not await layer.data({**scope, "headers": [(b"origin", b"http://127.0.0.1")]}, send)  # CORS: Gradio's
+        assert not await layer.data({**scope, "headers": [(b"origin", b"http://127.0.0.1")]}, None, send)  # CORS: Gradio's
         assert waiting.qsize() == 4 and not sent
-        assert await layer.data(scope, send)
+        assert await layer.data(scope, None, send)
         assert waiting.qsize() == 1 and queue.pending_event_ids_session["s"] == set()
         body = sent[1]["body"].decode()
         messages = [json.loads(line[len("data: "):]) for line in body.split("\n\n") if line]
         assert [(m["msg"], m["event_id"]) for m in messages] == [
             ("estimation", "a"), ("process_completed", "a"), ("process_completed", "b"), ("close_stream", None)]
-        assert not await layer.data({**scope, "query_string": b"session_hash=s&session_hash=t"}, send)
+        assert not await layer.data({**scope, "query_string": b"session_hash=s&session_hash=t"}, None, send)
 
     asyncio.run(check())
