@@ -102,7 +102,9 @@ class Settings:
     # dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863; see below for v2);
     # `scorer_evidence` > 0 makes the abstention rule's "a sentence close in meaning" that probability >= it
     # instead of the cosine (refused answerable 8 -> 6 at the same recall). Choosing the highlight by it
-    # (`scorer_highlight`) cost dev highlight-hit@1 0.687 -> 0.642 (the hand rule of qa.highlight stays). A plain
+    # (`scorer_highlight`) cost dev highlight-hit@1 0.687 -> 0.642 (the hand rule of qa.highlight stays; a listwise
+    # model over the passage's sentences, added to the rule's score, gained held out own dev 0.764 -> 0.764 and
+    # PolicyQA 0.236 -> 0.243: eval.highlight_pick). A plain
     # probability threshold as a further reason to refuse was measured and dropped: at 0.1 it refused 5 more
     # answerable dev questions to catch 3 more unanswerable ones.
     scorer: str | None = DEFAULT_SCORER
