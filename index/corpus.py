@@ -83,12 +83,34 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
                 return _check_text(raw.decode(encoding), binary), encoding.lower()
             except (UnicodeDecodeError, LookupError):
                 pass
+    # UTF-8 with a few damaged bytes (a stray byte from another encoding, a cut character) is still UTF-8:
+    # its other non-ASCII characters are well-formed sequences, which text in a legacy encoding almost never
+    # makes. The damaged bytes read as U+FFFD, as browsers show them. A guess would read all of it wrongly
+    # (English as mac_iceland, "don’t" -> "don‚Äôt") or refuse it (Japanese as binary).
+    lenient = raw.decode("utf-8", errors="replace")
+    damaged = lenient.count("\ufffd")
+    well_formed = sum(1 for ch in lenient if ord(ch) > 127) - damaged
+    if well_formed > damaged and damaged <= max(8, len(lenient) // 100):  # _check_text's limit on U+FFFD
+        return _check_text(lenient, binary), "utf-8"
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
     if best is None:
         raise binary
-    return _check_text(str(best), binary), best.encoding
+    encoding = best.encoding
+    if encoding.startswith("mac_") and _decodes(raw, "cp1252"):
+        # Web and Windows text without a declaration is windows-1252 far more often than a Mac codepage
+        # (the WHATWG default for Western pages); the detector cannot tell them apart on short text.
+        return _check_text(raw.decode("cp1252"), binary), "cp1252"
+    return _check_text(str(best), binary), encoding
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 _PROBE = b'<meta charset="x"> +-\\n \\u0041 09;&'

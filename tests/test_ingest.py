@@ -102,6 +102,33 @@ def test_japanese_legacy_encodings_are_detected(tmp_path, encoding):
     assert read_text(tmp_path / "sakura.txt", detect_encoding=True) == text
 
 
+def test_utf8_with_a_few_damaged_bytes_is_read_as_utf8_and_western_text_as_windows_1252(tmp_path):
+    # A UTF-8 policy with a stray byte from another encoding (or a cut character) is still UTF-8: the damaged
+    # bytes read as U+FFFD and every other character as written. Before, English read as mac_iceland
+    # ("don’t" -> "don‚Äôt") and Japanese was refused as binary. Undeclared Western text with no UTF-8 in
+    # it reads as windows-1252 (was mac_iceland: "don’t" -> "donít"); Shift-JIS still reads as Shift-JIS.
+    english = "Privacy Policy\n\nWe collect your name and e-mail address. We don’t sell your data — ever.\n" * 6
+    raw = english.encode("utf-8")
+    (tmp_path / "stray.txt").write_bytes(raw[:120] + b"\x92" + raw[120:])
+    doc = read_document(tmp_path / "stray.txt")
+    assert doc.encoding == "utf-8" and doc.text.count("\ufffd") == 1 and doc.text.count("don’t") == 6
+    japanese = "個人情報保護方針\n\n当社は、求職者の個人情報を適切に管理し、第三者に提供しません。\n" * 8
+    raw = japanese.encode("utf-8")
+    (tmp_path / "stray-ja.txt").write_bytes(raw[:301] + b"\xff" + raw[301:])  # also cuts a character in two
+    doc = read_document(tmp_path / "stray-ja.txt")
+    assert doc.encoding == "utf-8" and 1 <= doc.text.count("\ufffd") <= 4 and doc.text.count("第三者に提供しません") >= 7
+    page = f'<html><head><meta charset="utf-8"><title>Privacy</title></head><body><p>{english}</p></body></html>'.encode()
+    (tmp_path / "stray.html").write_bytes(page[:200] + b"\xe9" + page[200:])  # declared UTF-8, one Latin-1 byte
+    html = read_document(tmp_path / "stray.html")
+    assert html.encoding == "utf-8" and html.text.count("don’t") == 6
+    (tmp_path / "western.txt").write_bytes(english.replace("—", "-").encode("cp1252"))
+    doc = read_document(tmp_path / "western.txt")
+    assert doc.encoding == "cp1252" and doc.text.count("don’t") == 6
+    (tmp_path / "many.txt").write_bytes(bytes(range(128, 256)) * 40)  # mostly damaged: still not text
+    with pytest.raises(IngestError):
+        read_document(tmp_path / "many.txt")
+
+
 def test_pdf_text_layer_is_read(tmp_path):
     (tmp_path / "beta-careers.pdf").write_bytes(make_pdf([
         "Privacy Policy", "Beta Careers Inc. keeps the data of job seekers safe.", "1. Cookies",
