@@ -1202,8 +1202,9 @@ class GivenAnswersFirst:
     # question after another. In the 100-user load test the clients, one Python process, are what
     # limits the two cores; 3 alternating pairs (machine load 5): /ask p95 1.48/0.85/1.27 s ->
     # 0.94/0.80/0.95 s, 107-184 -> 182-235 questions/s, 0 errors (0.5 s lingered too briefly:
-    # 140-150 questions/s; 2 s no better than 1 s). A client that ends without closing waits this long
-    # at exit, as its stream's reader thread is joined. Gradio's own stream closes at once.
+    # 140-150 questions/s; 2 s no better than 1 s); 10 runs with the machine otherwise idle: p95
+    # 0.69-0.91 s. A client that ends without closing waits this long at exit, as its stream's reader
+    # thread is joined. Gradio's own stream closes at once.
     LINGER_S = 1.0
     MAX_BODY = 64 * 1024  # a longer body (never an /ask of at most 2,000 characters) goes to Gradio
     BODY_KEYS = frozenset({"data", "fn_index", "session_hash", "event_data", "trigger_id"})
