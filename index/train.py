@@ -47,7 +47,10 @@ class TrainConfig:
     # policy, each scored against every passage of that policy: the task retrieval does at question time.
     batching: str = "policy"
     # Weight of a second loss of the same form over the policy's sentences (as the index embeds them, under
-    # their headings; target: the sentence overlapping the answer most). "policy" batching only.
+    # their headings; target: the sentence overlapping the answer most). "policy" batching only. Off: 0.5, 2 folds
+    # by policy, whole pipeline held out, lifts PolicyQA hit@1/hit@3/highlight 0.342/0.611/0.236 -> 0.357/0.609/0.252
+    # but costs own dev (eval.refit --current) hit@1/hit@3/highlight 0.838/0.939/0.764 -> 0.811/0.946/0.736 (1.0:
+    # PolicyQA 0.360/0.611/0.256, own dev 0.811/0.953/0.730).
     sentence_weight: float = 0.0
     seed: int = 0
     max_steps: int | None = None  # tests
@@ -286,7 +289,8 @@ def _sentences_by_policy(trainset: TrainSet) -> dict[str, tuple[list[str], list[
     return out
 
 
-SENTENCES_PER_STEP = 48  # a policy has up to ~220 sentences; scoring all of them costs 5x a passage step
+SENTENCES_PER_STEP = 48  # a policy has up to ~220 sentences; scoring all of them costs 5x a passage step. 48 makes a
+# step ~1.4x a passage-only step (CPU seconds, 1 thread: 2.2 -> 3.1 s); 16 or 24 cost about the same (3.0, 2.9 s)
 
 
 def _sentence_loss(model: _Model, batch: list[Example], sentences: tuple[list[str], list[tuple[int, int]]], scale: float,
