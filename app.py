@@ -867,8 +867,9 @@ class SharedAnswers:
             return True
         if not isinstance(question, str) or not (policy is None or isinstance(policy, str)):
             return False  # never shared (see `answer`), and perhaps not even hashable
-        flight = self._flights.get((id(self.holder.current()), question, every_site(policy)))
-        return flight is not None and flight[0] is self.holder.current()
+        engine = self.holder.current()  # one read of the index's CURRENT file
+        flight = self._flights.get((id(engine), question, every_site(policy)))
+        return flight is not None and flight[0] is engine
 
     def given(self, question, policy=None) -> dict | None:
         """The answer the served engine already gave to this question, or None (cheap: for the event loop)."""
