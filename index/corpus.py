@@ -97,20 +97,14 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     best = from_bytes(raw).best()
     if best is None:
         raise binary
-    encoding = best.encoding
-    if encoding.startswith("mac_") and _decodes(raw, "cp1252"):
+    if best.encoding.startswith("mac_"):
         # Web and Windows text without a declaration is windows-1252 far more often than a Mac codepage
         # (the WHATWG default for Western pages); the detector cannot tell them apart on short text.
-        return _check_text(raw.decode("cp1252"), binary), "cp1252"
-    return _check_text(str(best), binary), encoding
-
-
-def _decodes(raw: bytes, encoding: str) -> bool:
-    try:
-        raw.decode(encoding)
-        return True
-    except UnicodeDecodeError:
-        return False
+        try:
+            return _check_text(raw.decode("cp1252"), binary), "cp1252"
+        except UnicodeDecodeError:
+            pass
+    return _check_text(str(best), binary), best.encoding
 
 
 _PROBE = b'<meta charset="x"> +-\\n \\u0041 09;&'
