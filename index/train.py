@@ -379,30 +379,35 @@ FOLDS_JSON = "folds.json"
 
 def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, limit: int | None = None,
         policyqa: Path | None = None, progress: bool = True, log=print, save_folds: Path | None = None,
-        folds_only: bool = False) -> dict:
+        folds_only: bool = False, paraphrases: Path | None = None) -> dict:
     """`policyqa train`: the shipped model (trained on everything) into `out`, then `k` folds by policy
     for honest figures; writes the layers, model.json (name, base, sha256 of each file), the loss curve
     and the model card. Returns the model.json record. `folds_only`: skip the shipped model and write
     only the fold figures (folds.json) into `out`, for `--attach-folds` (run the halves in parallel). `save_folds`: also write each fold's model there
-    (with the groups it held out), for full-pipeline k-fold figures (`python -m eval.policyqa_bench --folds`)."""
+    (with the groups it held out), for full-pipeline k-fold figures (`python -m eval.policyqa_bench --folds`).
+    `paraphrases`: also train on these reworded own-dev questions (index.trainset.build_trainset); they are
+    held out with their source question and never scored, so every figure is over the same questions as without."""
     from index.trainset import build_trainset, folds, policyqa_file
 
     t_start = time.perf_counter()
     out = Path(out)
     data_file = Path(policyqa or policyqa_file())
-    trainset = build_trainset(data_file, limit=limit)
+    trainset = build_trainset(data_file, limit=limit, paraphrases=paraphrases)
     examples = trainset.examples
+    scored = [e for e in examples if not e.paraphrase]
     log(f"{len(examples)} training questions ({sum(e.source == 'policyqa' for e in examples)} PolicyQA, "
-        f"{sum(e.source == 'own-dev' for e in examples)} own dev) over {len(trainset.passages)} passages")
+        f"{sum(e.source == 'own-dev' and not e.paraphrase for e in examples)} own dev"
+        + (f", {sum(e.paraphrase for e in examples)} own-dev paraphrases" if paraphrases else "")
+        + f") over {len(trainset.passages)} passages")
     model = _Model(config.base, config.layers, config.max_seq_length)
     policies = {e.policy for e in examples}
     model.fill_cache([e.question for e in examples]
                      + [t for t, p in zip(trainset.texts, trainset.passages) if p.policy_id in policies], progress=progress)
-    base_figures = evaluate(model, trainset, examples)
+    base_figures = evaluate(model, trainset, scored)
     log(f"base model, dense within policy: {_line(base_figures)}")
     if not folds_only:
         result = train(trainset, examples, config, model=model, progress=progress)
-        in_sample = evaluate(model, trainset, examples)
+        in_sample = evaluate(model, trainset, scored)
         log(f"trained, in-sample: {_line(in_sample)}  ({result.steps} steps, {result.seconds:.0f} s)")
         figures = {"base": base_figures, "in_sample": in_sample, "k_fold": None, "folds": [], "k": k}
         # Usable now; the card is written again with the fold figures when they are in.
@@ -413,7 +418,7 @@ def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, l
         held_ranks: list[list[int]] = []
         for i, held in enumerate(folds(trainset, k, config.seed)):
             train_part = [e for e in examples if e.group not in held]
-            test_part = [e for e in examples if e.group in held]
+            test_part = [e for e in scored if e.group in held]
             if not train_part or not test_part:
                 continue
             r = train(trainset, train_part, config, model=model, progress=progress)
@@ -453,7 +458,8 @@ def _record(name, config, result, examples, trainset, data_file, t_start, figure
         "seconds": {"train": round(result.seconds, 1), "total": round(time.perf_counter() - t_start, 1)},
         "data": {"policyqa": {"file": data_file.name, "sha256": file_sha256(data_file),
                               "questions": sum(e.source == "policyqa" for e in examples)},
-                 "own_dev": {"file": "eval/questions_dev.jsonl", "questions": sum(e.source == "own-dev" for e in examples)},
+                 "own_dev": {"file": "eval/questions_dev.jsonl", "questions": sum(e.source == "own-dev" and not e.paraphrase for e in examples),
+                             **({"paraphrases": sum(e.paraphrase for e in examples)} if any(e.paraphrase for e in examples) else {})},
                  "passages": len(trainset.passages)},
         "figures": figures,
     }
@@ -590,6 +596,8 @@ def add_arguments(p) -> None:
     p.add_argument("--limit", type=int, help="train on the first N questions only (smoke test)")
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke test)")
     p.add_argument("--policyqa", type=Path, help="PolicyQA dev.json (default ../shared/benchmarks/policyqa/dev.json)")
+    p.add_argument("--paraphrases", type=Path, metavar="FILE",
+                   help="also train on reworded own-dev questions (JSONL with a 'source' id each; held out with their source)")
     p.add_argument("--save-folds", type=Path, metavar="DIR", help="also write each fold's model into DIR/fold<i>")
     p.add_argument("--folds-only", action="store_true", help="only the folds: write OUT/folds.json (for --attach-folds)")
     p.add_argument("--attach-folds", type=Path, metavar="FOLDS_JSON", help="put a --folds-only run's figures into OUT's card")
@@ -613,7 +621,7 @@ def run_from_args(args) -> int:
         print(f"added the figures of {args.attach_folds} to {out / CARD}")
         return 0
     record = run(out, args.name, config, k=args.folds, limit=args.limit, policyqa=args.policyqa, save_folds=args.save_folds,
-                 folds_only=args.folds_only, log=lambda m: print(m, file=sys.stderr, flush=True))
+                 folds_only=args.folds_only, paraphrases=args.paraphrases, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.folds_only:
         print(f"wrote {out / FOLDS_JSON} in {record['seconds']:.0f} s")
         return 0

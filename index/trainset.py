@@ -41,6 +41,7 @@ class Example:
     source: str  # "policyqa" | "own-dev"
     group: str  # what k-fold splits by: the PolicyQA policy, or the own-dev question id
     spans: tuple[tuple[int, int], ...] = ()  # the answer's character spans in the policy text (sentence targets)
+    paraphrase: bool = False  # a hand-written rewording of an own-dev question (group = its source's id): trained on, never scored
 
 
 @dataclass
@@ -136,7 +137,7 @@ class _Builder:
         return rows
 
     def example(self, question: str, policy: str, gold: list[int], positive: int, source: str, group: str,
-                spans: tuple[tuple[int, int], ...] = ()) -> Example | None:
+                spans: tuple[tuple[int, int], ...] = (), paraphrase: bool = False) -> Example | None:
         from index.lexical import bm25_scores, tokenize
 
         rows = self.rows_of[policy]
@@ -146,7 +147,7 @@ class _Builder:
         # Highest BM25 first; ties by position, so the choice is deterministic.
         for i in sorted(range(len(rows)), key=lambda i: (-float(scores[i]), i)):
             if rows[i] not in gold_set:
-                return Example(question, policy, positive, gold_set, rows[i], source, group, spans)
+                return Example(question, policy, positive, gold_set, rows[i], source, group, spans, paraphrase)
         return None  # a policy with one passage has no negative to offer
 
 
@@ -156,9 +157,13 @@ TRAINED_CHUNKING = ChunkSettings(max_chars=700, overlap=100)
 
 
 def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
-                   settings: ChunkSettings = TRAINED_CHUNKING, limit: int | None = None) -> TrainSet:
+                   settings: ChunkSettings = TRAINED_CHUNKING, limit: int | None = None,
+                   paraphrases: Path | None = None) -> TrainSet:
     """The training triples from PolicyQA (`policyqa`, default the shared dev split) and our own dev gold
-    (`own_dev`; None leaves it out). `limit` keeps the first N examples (tests)."""
+    (`own_dev`; None leaves it out). `paraphrases` (with `own_dev`): a JSONL file of reworded own-dev
+    questions ({"id", "source": the own-dev id, "question", "policies", "evidence", ...}); each becomes an
+    own-dev example with `paraphrase=True` whose group is its SOURCE id, so k-fold keeps it on its source's
+    side (the fold split is the same as without them). `limit` keeps the first N examples (tests)."""
     builder = _Builder(settings)
     examples: list[Example] = []
     data = json.loads(Path(policyqa or policyqa_file()).read_text(encoding="utf-8"))
@@ -179,34 +184,55 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
     if own_dev is not None and Path(own_dev).exists():
         from index.corpus import DEFAULT_CORPUS, load_corpus
 
-        if Path(own_dev).name == "questions_test.jsonl":
-            raise ValueError("the frozen test questions are never trained on")
+        for path in (own_dev, paraphrases):
+            if path is not None and Path(path).name in _FROZEN:
+                raise ValueError("the frozen test questions are never trained on")
         corpus = {p.id: p for p in load_corpus(DEFAULT_CORPUS)}
         for policy in corpus.values():
             builder.add_policy(policy)
-        for line in Path(own_dev).read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not row.get("answerable") or not row.get("evidence") or row.get("history"):
-                continue
-            for pid in sorted({e["policy"] for e in row["evidence"]}):
-                if pid not in corpus:
-                    continue
-                wanted = [_collapse(e["text"]) for e in row["evidence"] if e["policy"] == pid]
-                rows = builder.rows_of[pid]
-                gold = [r for r in rows if any(w in _collapse(builder.passages[r].text) for w in wanted)]
-                if not gold:
-                    continue
-                text = corpus[pid].text
-                spans = tuple((i, i + len(e["text"])) for e in row["evidence"] if e["policy"] == pid
-                              for i in [text.find(e["text"])] if i >= 0)
-                ex = builder.example(row["question"], pid, gold, gold[0], "own-dev", row["id"], spans)
-                if ex:
-                    examples.append(ex)
+        rows_read = _jsonl(own_dev)
+        dev_ids = {row["id"] for row in rows_read}
+        examples += _own_dev_examples(builder, corpus, rows_read, paraphrase=False)
+        if paraphrases is not None:
+            extra = _jsonl(paraphrases)
+            strays = sorted({row.get("source") for row in extra} - dev_ids, key=str)
+            if strays:
+                raise ValueError(f"paraphrases of questions not in {Path(own_dev).name}: {strays[:5]}")
+            examples += _own_dev_examples(builder, corpus, extra, paraphrase=True)
     if limit is not None:
         examples = examples[:limit]
     return TrainSet(builder.passages, [p.embedding_text() for p in builder.passages], examples)
+
+
+_FROZEN = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _own_dev_examples(builder: _Builder, corpus: dict[str, Policy], rows: list[dict], paraphrase: bool) -> list[Example]:
+    """Own-dev examples of the answerable, single-turn `rows` with evidence; a paraphrase's group is its source id."""
+    out: list[Example] = []
+    for row in rows:
+        if not row.get("answerable") or not row.get("evidence") or row.get("history"):
+            continue
+        group = row["source"] if paraphrase else row["id"]
+        for pid in sorted({e["policy"] for e in row["evidence"]}):
+            if pid not in corpus:
+                continue
+            wanted = [_collapse(e["text"]) for e in row["evidence"] if e["policy"] == pid]
+            rows_of = builder.rows_of[pid]
+            gold = [r for r in rows_of if any(w in _collapse(builder.passages[r].text) for w in wanted)]
+            if not gold:
+                continue
+            text = corpus[pid].text
+            spans = tuple((i, i + len(e["text"])) for e in row["evidence"] if e["policy"] == pid
+                          for i in [text.find(e["text"])] if i >= 0)
+            ex = builder.example(row["question"], pid, gold, gold[0], "own-dev", group, spans, paraphrase)
+            if ex:
+                out.append(ex)
+    return out
 
 
 def folds(trainset: TrainSet, k: int, seed: int) -> list[set[str]]:

@@ -118,3 +118,26 @@ def test_policy_batched_training_with_the_sentence_loss_runs_and_is_seeded():
     assert first.losses == second.losses
     with pytest.raises(ValueError, match="batching"):
         train(ts, ts.examples, TrainConfig(max_steps=1, layers=1, batching="random"), progress=False)
+
+
+@needs_policyqa
+def test_paraphrases_are_trained_with_their_source_group_and_leave_the_folds_unchanged(tmp_path):
+    rows = [r for r in map(json.loads, OWN_DEV.read_text(encoding="utf-8").splitlines())
+            if r.get("answerable") and r.get("evidence") and not r.get("history")][:2]
+    extra = tmp_path / "paraphrases.jsonl"
+    extra.write_text("".join(json.dumps({**r, "id": f"{r['id']}-p{i}", "source": r["id"], "question": f"so, {r['question'].lower()}"}) + "\n"
+                             for r in rows for i in (1, 2)), encoding="utf-8")
+    plain = build_trainset(limit=None)
+    more = build_trainset(limit=None, paraphrases=extra)
+    added = [e for e in more.examples if e.paraphrase]
+    assert not any(e.paraphrase for e in plain.examples)
+    assert [e for e in more.examples if not e.paraphrase] == plain.examples
+    assert {e.group for e in added} == {r["id"] for r in rows} and all(e.source == "own-dev" for e in added)
+    sources = {e.group: e for e in plain.examples if e.source == "own-dev"}
+    assert len(added) == 4 and all(e.gold == sources[e.group].gold and e.question.startswith("so, ") for e in added)
+    # k-fold deals groups, so a paraphrase lands in its source's fold and the split does not move.
+    assert folds(more, 2, 0) == folds(plain, 2, 0)
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text(json.dumps({**rows[0], "id": "x-p1", "source": "not-a-dev-id"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not-a-dev-id"):
+        build_trainset(limit=1, paraphrases=stray)
