@@ -40,9 +40,13 @@ import numpy as np
 from eval.common import REPORTS, write_atomic
 from eval.metrics import contains_evidence
 from index.trainset import overlaps
+from qa.engine import Settings
+from qa.highlight import LEXICAL_WEIGHT, SHORT_PENALTY
 from qa.scorer import FEATURES
 
-RULE_LEXICAL, RULE_SHORT, RULE_ASPECT, RULE_MARGIN = 0.1, 0.1, 0.1, 0.2  # qa.highlight / Settings as shipped
+# The hand rule as shipped: qa.highlight's weights, and the engine's margin and aspect weight
+RULE_LEXICAL, RULE_SHORT = LEXICAL_WEIGHT, SHORT_PENALTY
+RULE_ASPECT, RULE_MARGIN = Settings().aspect_highlight, Settings().highlight_margin
 
 
 @dataclass

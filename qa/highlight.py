@@ -15,6 +15,8 @@ LONG_SENTENCE = 400  # one sentence longer than this is cut to a window round it
 
 
 SHORT_SENTENCE = 40  # a title line or list label ("1 Google Analytics") rarely answers by itself
+SHORT_PENALTY = 0.1  # taken off such a sentence's score
+LEXICAL_WEIGHT = 0.1  # weight of the question's words in a sentence beside its cosine
 # A highlight takes in the best sentence's better neighbour when it scores within this (cosine + 0.1 x overlap)
 # and both fit in MAX_HIGHLIGHT: the answering sentence ranks second and next to the best one in about 1 in 10
 # right passages. Dev highlight-hit@1 0.739 -> 0.761, held out by the fold encoders 0.682 -> 0.716, mean
@@ -50,7 +52,7 @@ def highlight_span(
     passage_row: int,
     query_vector: np.ndarray,
     question_tokens: set[str],
-    lexical_weight: float = 0.1,
+    lexical_weight: float = LEXICAL_WEIGHT,
     join_margin: float = JOIN_MARGIN,
     aspects: tuple[re.Pattern, ...] = (),
     aspect_weight: float = 0.0,
@@ -66,7 +68,7 @@ def highlight_span(
     spans = index.sentence_spans[lo:hi]
     cosine = index.sentence_embeddings[lo:hi] @ query_vector
     scores = [
-        float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) - (0.1 if e - s < SHORT_SENTENCE else 0.0)
+        float(c) + lexical_weight * _overlap(question_tokens, text[s:e]) - (SHORT_PENALTY if e - s < SHORT_SENTENCE else 0.0)
         for c, (s, e) in zip(cosine, spans)
     ]
     ranking = scores
