@@ -90,7 +90,7 @@ def decode_text(raw: bytes, path: Path | str, declared: str | None = None) -> tu
     lenient = raw.decode("utf-8", errors="replace")
     damaged = lenient.count("\ufffd")
     well_formed = sum(1 for ch in lenient if ord(ch) > 127) - damaged
-    if well_formed > damaged and damaged <= max(8, len(lenient) // 100):  # _check_text's limit on U+FFFD
+    if well_formed > damaged and damaged <= _damage_limit(len(lenient)):
         return _check_text(lenient, binary), "utf-8"
     from charset_normalizer import from_bytes
 
@@ -118,10 +118,15 @@ def _ascii_compatible(encoding: str) -> bool:
         return False
 
 
+def _damage_limit(length: int) -> int:
+    """How many control characters or U+FFFD a text of `length` characters may hold and still be text."""
+    return max(8, length // 100)
+
+
 def _check_text(text: str, error: CorpusError) -> str:
     sample = text[:65536]
     controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f") + sample.count("\ufffd")
-    if sample and controls > max(8, len(sample) // 100):
+    if sample and controls > _damage_limit(len(sample)):
         raise error
     return text
 
