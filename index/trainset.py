@@ -186,7 +186,7 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
 
         for path in (own_dev, paraphrases):
             if path is not None and Path(path).name in _FROZEN:
-                raise ValueError("the frozen test questions are never trained on")
+                raise ValueError(f"{Path(path).name} holds held-out questions (frozen test or fresh); they are never trained on")
         corpus = {p.id: p for p in load_corpus(DEFAULT_CORPUS)}
         for policy in corpus.values():
             builder.add_policy(policy)
@@ -204,7 +204,7 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
     return TrainSet(builder.passages, [p.embedding_text() for p in builder.passages], examples)
 
 
-_FROZEN = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl")
+_FROZEN = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl", "questions_fresh.jsonl")
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -22,8 +22,9 @@ def test_trainset_positives_hold_the_answer_and_negatives_do_not():
     own = [e for e in ts.examples if e.source == "own-dev"]
     dev_ids = {r["id"] for r in map(json.loads, OWN_DEV.read_text(encoding="utf-8").splitlines()) if r}
     assert own and {e.group for e in own} <= dev_ids
-    with pytest.raises(ValueError):
-        build_trainset(own_dev=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
+    for held_out in ("questions_test.jsonl", "questions_fresh.jsonl"):
+        with pytest.raises(ValueError, match="never trained on"):
+            build_trainset(own_dev=OWN_DEV.with_name(held_out), limit=1)
     # Folds hold out whole policies: no PolicyQA policy is on both sides.
     parts = folds(ts, 5, 0)
     assert sum(len(p) for p in parts) == len({e.group for e in ts.examples})
