@@ -50,6 +50,7 @@ def line(name: str, f: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from eval.gold import load_questions
+    from index.errors import PolicyQAError
     from index.trained import DEFAULT_TRAINED
 
     p = argparse.ArgumentParser(prog="python -m eval.fresh", description=__doc__.split("\n\n")[0])
@@ -58,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = load_questions("fresh")
     names = encoders(args.model or ([] if args.folds else [DEFAULT_TRAINED]), args.folds)
-    with tempfile.TemporaryDirectory(prefix="policyqa-fresh-") as tmp:
-        for i, name in enumerate(names):
-            print(line(name, measure(name, rows, Path(tmp) / str(i))), flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="policyqa-fresh-") as tmp:
+            for i, name in enumerate(names):
+                print(line(name, measure(name, rows, Path(tmp) / str(i))), flush=True)
+    except PolicyQAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
