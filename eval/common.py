@@ -15,6 +15,17 @@ REPORTS = EVAL_DIR / "reports"
 BENCHMARK_ENV = "POLICYQA_BENCHMARK"
 
 
+def default_corpus_engine(encoder, directory: Path):
+    """The engine, with the shipped settings, over the default corpus indexed afresh by `encoder` into `directory`."""
+    from index.build import build_index
+    from index.corpus import load_corpus
+    from index.store import read_index
+    from qa.engine import Engine, Settings
+
+    build_index(load_corpus(), directory, encoder)
+    return Engine(read_index(directory), encoder, Settings())
+
+
 class BenchmarkDataError(PolicyQAError, FileNotFoundError):
     """The external benchmark's data is not where PolicyQA looks for it."""
 

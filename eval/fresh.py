@@ -28,16 +28,11 @@ def encoders(models: list[str], folds: list[Path]) -> list[str]:
 
 def measure(encoder_name: str, rows: list[dict], tmp: Path) -> dict:
     from eval.baselines import EngineSystem
+    from eval.common import default_corpus_engine
     from eval.run import aggregate, run_system
-    from index.build import build_index
-    from index.corpus import load_corpus
     from index.embed import Encoder
-    from index.store import read_index
-    from qa.engine import Engine, Settings
 
-    encoder = Encoder(encoder_name)
-    build_index(load_corpus(), tmp, encoder)
-    engine = Engine(read_index(tmp), encoder, Settings())
+    engine = default_corpus_engine(Encoder(encoder_name), tmp)
     return aggregate(run_system(EngineSystem("policyqa", engine), rows, ranked_run=False))
 
 

@@ -34,20 +34,15 @@ def settings_for(base, point: dict):
 
 def fold_engines(folds_dir: Path, tmp: Path):
     """(engine, held-out dev rows) per fold model in `folds_dir`."""
+    from eval.common import default_corpus_engine
     from eval.gold import load_questions
-    from index.build import build_index
-    from index.corpus import load_corpus
     from index.embed import Encoder
-    from index.store import read_index
-    from qa.engine import Engine, Settings
 
     dev = load_questions("dev")
     for d in sorted(p for p in Path(folds_dir).iterdir() if (p / "model.json").is_file()):
         held = set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"])
-        encoder = Encoder(str(d))
-        build_index(load_corpus(), tmp / d.name, encoder)
         rows = [r for r in dev if r["id"] in held or not r["answerable"] or not r["evidence"] or r.get("history")]
-        yield Engine(read_index(tmp / d.name), encoder, Settings()), rows
+        yield default_corpus_engine(Encoder(str(d)), tmp / d.name), rows
 
 
 def main(args) -> int:
