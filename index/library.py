@@ -192,8 +192,6 @@ def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_
     vector reused; the shipped policies also take the shipped manifest's new aliases (ジャパンワーク…)
     while their text is unchanged. None when it has them already, or the multilingual encoder is off
     or not installed (index.multilingual.default_encoder says why)."""
-    from dataclasses import replace
-
     from index.build import build_index
     from index.chunk import ChunkSettings
     from index.multilingual import default_encoder
@@ -208,13 +206,7 @@ def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_
         manifest = read_manifest(directory)
         if manifest.get("multilingual"):
             return None  # another process did it meanwhile
-        shipped = {p.id: p for p in load_corpus()}
-        policies = []
-        for p in stored_policies(directory):
-            new = shipped.get(p.id)
-            if new is not None and new.text == p.text:
-                p = replace(p, aliases=tuple(dict.fromkeys(p.aliases + new.aliases)))
-            policies.append(p)
+        policies = with_shipped_aliases(stored_policies(directory))
         if log:
             log(f"Adding multilingual vectors to the index at {directory} so it reads questions in Japanese "
                 f"({len(policies)} policies, once)…")
@@ -222,6 +214,63 @@ def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_
         encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
         return build_index(policies, directory, encoder, ChunkSettings(**manifest.get("chunking", {})),
                            progress=log is not None, multilingual=multilingual)
+
+
+def with_shipped_aliases(policies: list[Policy]) -> list[Policy]:
+    """`policies` with the shipped manifest's aliases added to each shipped policy whose text is unchanged
+    (a later release may know more names for a site: ジャパンワーク, "Gaijin Pool")."""
+    from dataclasses import replace
+
+    shipped = {p.id: p for p in load_corpus()}
+    out = []
+    for p in policies:
+        new = shipped.get(p.id)
+        if new is not None and new.text == p.text:
+            p = replace(p, aliases=tuple(dict.fromkeys(p.aliases + new.aliases)))
+        out.append(p)
+    return out
+
+
+def superseded_model(directory: Path | str, model: str) -> str | None:
+    """The model of the index in `directory` when it is an earlier release's shipped trained encoder
+    (policyqa/minilm-policy-v3 when `model`, the shipped default, is v4), else None: no index there, the
+    index already uses `model`, or it was built with a model of the user's choosing (`--model`)."""
+    from index.trained import is_trained
+
+    directory = Path(directory)
+    try:
+        if live_version(directory) is None:
+            return None
+        built = read_manifest(directory)["model"]["name"]
+    except (IndexLoadError, KeyError, TypeError):
+        return None  # reading the index says what is wrong with it
+    return built if built != model and built.startswith("policyqa/") and is_trained(built) else None
+
+
+def follow_shipped_model(directory: Path | str, model: str, wait: float = DEFAULT_WAIT, log: Log | None = None) -> dict | None:
+    """Rebuild the default index with `model`, the shipped default encoder, when an earlier release's shipped
+    encoder built it (superseded_model): after an upgrade it answers as a fresh install does. Every policy it
+    holds is kept (added ones too) with its chunking; unchanged passages keep their multilingual vectors, and
+    shipped policies take the shipped manifest's new aliases. None when there is nothing to do."""
+    from index.build import build_index
+    from index.chunk import ChunkSettings
+
+    directory = Path(directory)
+    if superseded_model(directory, model) is None:
+        return None
+    with index_lock(directory, wait=wait, log=log):
+        old = superseded_model(directory, model)
+        if old is None:
+            return None  # another process did it meanwhile
+        manifest = read_manifest(directory)
+        policies = with_shipped_aliases(stored_policies(directory))
+        if log:
+            log(f"Re-encoding the index at {directory} with {model}, this release's encoder (it was built with "
+                f"{old}; {len(policies)} policies, once)…")
+        return build_index(policies, directory, get_encoder(model), ChunkSettings(**manifest.get("chunking", {})),
+                           progress=log is not None)
+
+
 def check_rebuild(directory: Path | str, policies: list[Policy], replace: bool = False) -> None:
     """Before `policyqa index build --out DIR` writes over DIR: refuse (unless `replace`) when that
     would lose policies added to the index that the corpus lacks, or index versions whose CURRENT

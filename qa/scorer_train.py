@@ -245,10 +245,12 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
     policies, asked, own = training_questions(policyqa, own_dev, limit)
     encoder = encoder or Encoder()
     encoder.load()
-    # What the engine retrieved when sentence-scorer-v1 was trained (its model card): passages cut as then, no BM25
-    # floor, no aspect boost. Later retrieval changes do not silently change what a re-run trains on.
+    # What the engine retrieved when sentence-scorer-v2 was trained (its model card): passages cut as then, BM25 weight 0.1
+    # with no floor, clause headings weighted 0.2, no aspect boost. Later retrieval changes do not silently change what
+    # a re-run trains on.
     settings = Settings(scorer=None, aspect_boost=0.0, aspect_highlight=0.0,
-                        retrieval=replace(Settings().retrieval, lexical_floor=0.0))
+                        retrieval=replace(Settings().retrieval, lexical_weight=0.1, sentence_weight=1.0, heading_weight=0.2,
+                                          lexical_floor=0.0))
     with tempfile.TemporaryDirectory(prefix="policyqa-scorer-") as tmp:
         corpus = Path(tmp) / "corpus"
         write_policyqa_corpus(policies, corpus)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from qa.scorer import DEFAULT_SCORER
+
 QUESTION = "can JapanWork share my data with partners?"
 
 
@@ -33,7 +35,7 @@ def test_ask_returns_the_cli_json(client, engine):
     want = engine.ask(QUESTION).to_dict()  # what `policyqa ask --json` prints
     assert set(got) == set(want) == {"question", "answer", "abstained", "policies", "citations", "timings_ms",
                                      "by_policy", "scope_reason", "language", "scorer"}
-    assert got["language"] == "en" and got["scorer"] == "policyqa/sentence-scorer-v1"
+    assert got["language"] == "en" and got["scorer"] == DEFAULT_SCORER
     assert _without_timings(got) == _without_timings(want)
     assert set(got["timings_ms"]) >= {"encode", "retrieve", "total"}
     assert not got["abstained"] and got["policies"] == ["japanwork"]

@@ -211,3 +211,32 @@ def test_cli_human_output_and_errors(default_index, tmp_path):
     assert empty.returncode == 2 and "error: the question is empty" in empty.stderr and "Traceback" not in empty.stderr
     missing = _cli("ask", "hello", "--index", str(tmp_path / "none"))
     assert missing.returncode == 1 and "no index" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_default_index_built_by_an_earlier_shipped_encoder_is_re_encoded_keeping_added_policies(tmp_path, monkeypatch, encoder):
+    """After an upgrade, the default index answers with this release's encoder, as a fresh install does; an index
+    the user pointed at (--index) is left with its model."""
+    from index.library import add_text, superseded_model
+    from qa.service import open_engine
+
+    earlier = "policyqa/minilm-policy-v3"
+    assert earlier != DEFAULT_MODEL
+    old_encoder = Encoder(earlier)
+    directory = tmp_path / "default"
+    build_index(load_corpus(), directory, old_encoder)
+    add_text(directory, "Retention\nAcme Jobs keeps your résumé for three years after your last login.",
+             company="Acme Jobs", encoder=old_encoder)
+    policies = set(read_index(directory).policies)
+    assert superseded_model(directory, DEFAULT_MODEL) == earlier
+
+    messages: list[str] = []
+    assert open_engine(directory, log=messages.append).index.model == earlier  # --index DIR: the user's index, as built
+    monkeypatch.setenv("POLICYQA_INDEX", str(directory))
+    engine = open_engine(None, log=messages.append)
+    assert engine.index.model == DEFAULT_MODEL and read_manifest(directory)["model"]["name"] == DEFAULT_MODEL
+    assert set(engine.index.policies) == policies and superseded_model(directory, DEFAULT_MODEL) is None
+    assert [m for m in messages if earlier in m and DEFAULT_MODEL in m]
+    assert engine.ask("how long does Acme Jobs keep my résumé?").citations[0].policy_id == "acme-jobs"
+    messages.clear()
+    open_engine(None, log=messages.append)
+    assert not [m for m in messages if "Re-encoding" in m]  # once
