@@ -27,7 +27,7 @@ eval:
 bench:
 	policyqa bench
 
-# Retrain the shipped retriever (index/trained/minilm-policy-v4) from the packaged base model; needs
+# Retrain the shipped retriever (index/trained/minilm-policy-v5) from the packaged base model; needs
 # ../shared/benchmarks/policyqa/dev.json. Not run in CI.
 train:
 	$(PYTHON) -m qa.cli train

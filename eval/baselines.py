@@ -224,6 +224,8 @@ def ablations(engine) -> list[EngineSystem]:
          "abstention without the kind-of-fact check of qa.abstain.ASPECTS (aspect_passages=0)"),
         ("abl:site-evidence-v2", "site_strong_evidence", lambda: replace(s, site_strong_evidence=0.5),
          "a comparison's rows judge \"a sentence close in meaning\" at v2's cosine threshold (site_strong_evidence=0.5)"),
+        ("abl:site-lexical", "site_lexical_weight", lambda: replace(s, site_lexical_weight=None),
+         "a comparison searches each site with the single-site BM25 weight (site_lexical_weight=None, 0.1), not 0.2"),
         ("abl:coverage-always", "min_coverage_always", lambda: replace(s, min_coverage_always=0.2),
          "also refuse whenever under a fifth of the key words occur in the policy (min_coverage_always=0.2, as before the check)"),
         ("abl:no-aspect-boost", "aspect_boost", lambda: replace(s, aspect_boost=0.0, aspect_highlight=0.0),

@@ -46,7 +46,7 @@ CROSS_COLUMNS = [
     ("site_abstain_precision", "silent-P", "{:.2f}"), ("site_abstain_recall", "silent-R", "{:.2f}"),
     ("site_false_silence", "false-silent", "{:.2f}"), ("followup_scope_accuracy", "follow-up scope", "{:.3f}"),
 ]
-CROSS_SYSTEMS = ("policyqa", "recipe-dense", "recipe-bm25", "abl:no-compare", "abl:base-model", "abl:no-aspects", "abl:aspect-sale", "abl:site-evidence-v2")
+CROSS_SYSTEMS = ("policyqa", "recipe-dense", "recipe-bm25", "abl:no-compare", "abl:base-model", "abl:no-aspects", "abl:aspect-sale", "abl:site-evidence-v2", "abl:site-lexical")
 
 
 # ---------------------------------------------------------------- running systems

@@ -233,7 +233,7 @@ def with_shipped_aliases(policies: list[Policy]) -> list[Policy]:
 
 def superseded_model(directory: Path | str, model: str) -> str | None:
     """The model of the index in `directory` when it is an earlier release's shipped trained encoder
-    (policyqa/minilm-policy-v3 when `model`, the shipped default, is v4), else None: no index there, the
+    (policyqa/minilm-policy-v4 when `model`, the shipped default, is v5), else None: no index there, the
     index already uses `model`, or it was built with a model of the user's choosing (`--model`)."""
     from index.trained import is_trained
 

@@ -22,8 +22,8 @@ from index.errors import PolicyQAError
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 # The shipped retriever: the default encoder of every index (index.embed.DEFAULT_MODEL) and `policyqa train`'s
-# default name. v3, v2 and v1 stay shipped and selectable with --model.
-DEFAULT_TRAINED = "policyqa/minilm-policy-v4"
+# default name. v4 to v1 stay shipped and selectable with --model.
+DEFAULT_TRAINED = "policyqa/minilm-policy-v5"
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 

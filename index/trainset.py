@@ -151,7 +151,7 @@ class _Builder:
         return None  # a policy with one passage has no negative to offer
 
 
-# The passages minilm-policy-v3 and -v4 and sentence-scorer-v1 and -v2 were trained on: `policyqa train` re-makes them from these,
+# The passages minilm-policy-v3 to -v5 and sentence-scorer-v1 to -v3 were trained on: `policyqa train` re-makes them from these,
 # whatever the index's chunking (ChunkSettings) has become since, so that a re-run matches the shipped model card.
 TRAINED_CHUNKING = ChunkSettings(max_chars=700, overlap=100)
 

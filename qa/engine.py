@@ -74,8 +74,17 @@ class Settings:
     # silent-site recall 0.71 (0.5) -> 0.88 (0.65), site recall 0.925 and silent-site precision 0.97-0.98
     # throughout (`abl:site-evidence-v2`). Re-chosen over v4 the same way, 0.45-0.75 tried, with its 2 fold models and a
     # scorer fitted over each: cross-site dev silent-site P/R 0.98/0.86 (0.5), 0.97/0.88 (0.55), 0.91/0.88 (0.65), site
-    # recall 0.906/0.896/0.840; the whole v4 holds 0.5-0.6 on one plateau (0.65: recall 0.887 -> 0.830).
+    # recall 0.906/0.896/0.840; the whole v4 holds 0.5-0.6 on one plateau (0.65: recall 0.887 -> 0.830). Over v5's fold
+    # models: P/R 0.98/0.84 (0.5), 0.98/0.87 (0.55), 0.94/0.87 (0.6), site recall 0.868/0.868/0.840: it stays 0.55.
     site_strong_evidence: float = 0.55
+    # BM25's weight when each site is searched alone for a comparison (None: the retrieval's own lexical_weight).
+    # A question across sites is matched to five policies' own wordings, and BM25 carries the thesaurus to each
+    # ("sell" -> "provide to a third party"): minilm-policy-v5 ranks en Japan's purposes clause ("display
+    # advertisements") over its third-party clause for "do any of these sites sell my data?". Chosen on cross-site dev
+    # with the 2 fold models of v5 and of v4 (a scorer each; None/0.15/0.2/0.25): site recall 0.868/0.896/0.906/0.896
+    # and 0.887/0.896/0.906/0.896, silent-site P/R 0.98/0.87 throughout; the shipped v5 0.830 -> 0.887. Single-site
+    # questions keep 0.1: there 0.15 costs PolicyQA k-fold 0.384 -> 0.374 and the fresh questions 0.829 -> 0.802.
+    site_lexical_weight: float | None = 0.2
     # A question naming no policy that talks of neither job sites nor personal data is off-topic
     # (qa.abstain.about_the_policies), however well "Tokyo" or "Japan" match an address or a name.
     off_topic_check: bool = True
@@ -97,8 +106,8 @@ class Settings:
     ja_retrieval: RetrievalSettings = field(default_factory=lambda: RetrievalSettings(lexical_weight=0.25, sentence_weight=0.5, heading_weight=0.2,
                                                                                       lexical_floor=0.0))
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
-    # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v2, fitted over minilm-policy-v4; None: off): P(a sentence holds
-    # the answer) for the sentences of an English question's top passages. Chosen on the dev questions
+    # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v3, fitted over minilm-policy-v5; None: off):
+    # P(a sentence holds the answer) for the sentences of an English question's top passages. Chosen on the dev questions
     # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` > 0 adds it x the
     # passage's best probability to the fused score of the top `scorer_pool` passages (over minilm-policy-v1:
     # dev hit@1 0.799 -> 0.821; k-fold over the training pairs 0.837 -> 0.863; see below for v2);
@@ -116,7 +125,8 @@ class Settings:
     scorer_rerank: float = 0.0
     scorer_pool: int = 5
     # Over v4 with a scorer fitted per fold model, held-out dev refuses 70 of 76 unaddressed and no answerable question
-    # at 0.03, 0.05 and 0.1 alike (0.15: 72 and 1; 0.2: 72 and 3), so it stays 0.1.
+    # at 0.03, 0.05 and 0.1 alike (0.15: 72 and 1; 0.2: 72 and 3), so it stays 0.1. Over v5 the same way: 70 and none
+    # at 0.03-0.15, 71 and 1 at 0.2.
     scorer_evidence: float = 0.1
     scorer_highlight: bool = False
     scorer_margin: float = 0.15  # with scorer_highlight: the highlight takes in its better neighbour when this close in probability
@@ -434,6 +444,8 @@ class Engine:
         japanese = language == "ja"
         index = view or self.index
         retrieval = settings.ja_retrieval if japanese else settings.retrieval
+        if not japanese and settings.site_lexical_weight is not None:
+            retrieval = replace(retrieval, lexical_weight=settings.site_lexical_weight)
         strong = settings.ja_strong_evidence if japanese else settings.site_strong_evidence
         shown = list(searched)
         if len(searched) > settings.max_sites:  # the sites whose clauses rank best, up to the limit

@@ -41,7 +41,9 @@ class RetrievalSettings:
     # well enough again: with its 2 fold models 0.2 -> 0 takes own dev (eval.refit) 0.811/0.966/0.723 -> 0.818/0.973/0.730
     # and PolicyQA (eval.policyqa_refit) 0.360/0.632 -> 0.359/0.633 (hit@1/hit@3). Their grid's best on own dev,
     # BM25 weight 0.15 without headings (0.831/0.973/0.743), costs PolicyQA 0.357/0.624, and own dev leans to BM25
-    # because the thesaurus (qa/expand.py) was written on it: the BM25 weight stays 0.1.
+    # because the thesaurus (qa/expand.py) was written on it: the BM25 weight stays 0.1. Re-checked over v5's fold models
+    # (eval/reports/refit_minilm-policy-v5.md): BM25 0.15 ties 0.1 on own dev, costs PolicyQA 0.384/0.647 -> 0.374/0.642;
+    # heading 0.2 costs own dev 0.845 -> 0.824. Comparisons weigh BM25 more (qa.engine.Settings.site_lexical_weight).
     heading_weight: float = 0.0
     fusion: str = "linear"  # "linear" or "rrf"
     # BM25 is divided by max(its top candidate's score, this), not by the top score alone: a question whose

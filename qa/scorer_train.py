@@ -245,9 +245,9 @@ def build_pairs(encoder=None, policyqa: Path | None = None, own_dev: Path | None
     policies, asked, own = training_questions(policyqa, own_dev, limit)
     encoder = encoder or Encoder()
     encoder.load()
-    # What the engine retrieved when sentence-scorer-v2 was trained (its model card): passages cut as then, BM25 weight 0.1
-    # with no floor, clause headings weighted 0.2, no aspect boost. Later retrieval changes do not silently change what
-    # a re-run trains on.
+    # What the engine retrieved when sentence-scorer-v2 and -v3 were trained (their model cards): passages cut as then,
+    # BM25 weight 0.1 with no floor, clause headings weighted 0.2, no aspect boost. Later retrieval changes do not
+    # silently change what a re-run trains on.
     settings = Settings(scorer=None, aspect_boost=0.0, aspect_highlight=0.0,
                         retrieval=replace(Settings().retrieval, lexical_weight=0.1, sentence_weight=1.0, heading_weight=0.2,
                                           lexical_floor=0.0))
@@ -356,7 +356,7 @@ def model_card(record: dict, scorer: SentenceScorer) -> str:
         "other retrieved passages of the same policy.", "",
         "## Model", "",
         f"{record['model']}; seed {record['seed']} (the folds); fitted in {record['seconds']['fit']:.2f} s, the whole "
-        f"command {record['seconds']['total']:.0f} s on 2 CPU cores shared with other jobs.", "",
+        f"command {record['seconds']['total']:.0f} s on 2 CPU cores.", "",
         "| feature | mean | scale | weight |", "|---|---:|---:|---:|",
         *[f"| {n} | {m:.3f} | {s:.3f} | {c:+.3f} |" for n, m, s, c in zip(FEATURES, scorer.mean, scorer.scale, scorer.coef)],
         f"| (intercept) | | | {scorer.intercept:+.3f} |", "",

@@ -219,9 +219,9 @@ def test_highlight_joins_neighbours_only_within_the_highlight_limit():
 @pytest.mark.parametrize("question,answering", [
     ("if I turn off all cookies, will JapanWork still work?", "part of JapanWork’s service may not be available"),
     ("can I opt out of JapanWork ad tracking on my smartphone?", "may not be available when accessing from a mobile phone"),
-    # (v3 also needed the join for "how long does en Japan show a notice after changing its privacy policy?"; v4's best
-    # sentence is the answering one there)
-    ("how will Highly Skilled Japan tell me if they change the privacy policy?", "In the event of significant changes"),
+    # (v3 also needed the join for "how long does en Japan show a notice after changing its privacy policy?", v4 for
+    # "how will Highly Skilled Japan tell me if they change the privacy policy?"; v5's best sentence answers each alone)
+    ("what if I don't agree with en Japan's new privacy policy?", "Unless the Company receives such notice"),
 ])
 def test_a_close_neighbour_of_the_best_sentence_is_highlighted_with_it(engine, question, answering):
     # The answering sentence is next to one matching the question a little better: the highlight of its clause

@@ -99,6 +99,24 @@ def test_follow_up_after_a_named_site_widens_to_every_site(engine):
     assert not any("Google" in c.text for c in answer.citations[:2])  # not the analytics clause of the earlier question
 
 
+def test_comparisons_search_each_site_with_their_own_bm25_weight(engine):
+    """`site_lexical_weight` is BM25's weight in a comparison only: with it each site's row for "do any of these sites
+    sell my data?" quotes a third-party clause (the thesaurus reaches the policies through BM25); with the single-site
+    weight (None) en Japan's row quotes its purposes clauses only. A single-site question is answered alike."""
+    question = "do any of these sites sell my data?"
+    plain = engine.with_settings(replace(engine.settings, site_lexical_weight=None))
+    assert engine.settings.site_lexical_weight > engine.settings.retrieval.lexical_weight
+
+    def en_japan_quotes(answer):
+        row = next(r for r in answer.by_policy if r.policy_id == "en-japan")
+        return " ".join(answer.citations[n - 1].text for n in row.citations)
+
+    assert "provided to a third party" in en_japan_quotes(engine.ask(question))
+    assert "provided to a third party" not in en_japan_quotes(plain.ask(question))
+    single = "can en Japan give my data to other companies?"
+    assert [(c.start, c.highlight) for c in engine.ask(single).citations] == [(c.start, c.highlight) for c in plain.ask(single).citations]
+
+
 def test_single_site_questions_have_no_rows(engine):
     answer = engine.ask("can JapanWork share my data with partners?")
     assert answer.by_policy == [] and answer.policies == ["japanwork"]
