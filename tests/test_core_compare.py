@@ -100,9 +100,9 @@ def test_follow_up_after_a_named_site_widens_to_every_site(engine):
 
 
 def test_comparisons_search_each_site_with_their_own_bm25_weight(engine):
-    """`site_lexical_weight` is BM25's weight in a comparison only: with it each site's row for "do any of these sites
-    sell my data?" quotes a third-party clause (the thesaurus reaches the policies through BM25); with the single-site
-    weight (None) en Japan's row quotes its purposes clauses only. A single-site question is answered alike."""
+    """`site_lexical_weight` is BM25's weight in a comparison only: with it en Japan's row for "do any of these sites
+    sell my data?" quotes its third-party clause (the thesaurus reaches the policies through BM25); with the
+    single-site weight (None) it quotes purposes clauses only. A single-site question is answered alike."""
     question = "do any of these sites sell my data?"
     plain = engine.with_settings(replace(engine.settings, site_lexical_weight=None))
     assert engine.settings.site_lexical_weight > engine.settings.retrieval.lexical_weight
