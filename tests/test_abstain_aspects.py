@@ -99,18 +99,18 @@ def test_a_passage_is_scored_by_the_share_of_asked_facts_it_states():
     assert stated_patterns("can they sell my data?", skip=frozenset({"sale"})) == []
 
 
-@pytest.mark.parametrize("question,policy,dated,boosted", [
-    ("when was the en japan privacy policy last revised?", "en-japan", "March 9, 2020", True),
-    # minilm-policy-v3 and v5 cite the preamble here without the boost; v4 found the dated line by itself
-    ("from what date is the JapanWork privacy policy?", "japanwork", "2019年5月29日", True),
+@pytest.mark.parametrize("question,policy,dated", [
+    ("when was the en japan privacy policy last revised?", "en-japan", "March 9, 2020"),
+    # (minilm-policy-v4 found JapanWork's dated line without the boost; v3 and v5 cite the preamble there)
+    ("from what date is the JapanWork privacy policy?", "japanwork", "2019年5月29日"),
 ])
-def test_a_question_asking_for_a_date_cites_the_dated_line(engine, question, policy, dated, boosted):
+def test_a_question_asking_for_a_date_cites_the_dated_line(engine, question, policy, dated):
     answer = engine.ask(question)
     assert answer.citations[0].policy_id == policy
     assert dated in answer.citations[0].highlight
-    # Without the boost the amendment clause comes first: the setting is what cites the date.
+    # Without the boost the amendment clause (or the preamble) comes first: the setting is what cites the date.
     plain = engine.with_settings(replace(engine.settings, aspect_boost=0.0, aspect_highlight=0.0)).ask(question)
-    assert (dated not in plain.citations[0].highlight) == boosted
+    assert dated not in plain.citations[0].highlight
 
 
 def test_the_boost_does_not_stand_in_for_a_stated_fact(engine):
