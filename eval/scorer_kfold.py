@@ -1,6 +1,6 @@
 """Held-out figures for the answer-sentence scorer on our own dev questions, through the whole engine.
 
-The shipped scorer (index/trained/sentence-scorer-v3) was fitted on pairs from eval/questions_dev.jsonl,
+The shipped scorer (index/trained/sentence-scorer-v4) was fitted on pairs from eval/questions_dev.jsonl,
 so `python -m eval` measures it in-sample on dev. Here each dev question is answered by a scorer
 fitted without it: the own-dev questions are dealt into k folds (qa.scorer_train.group_folds, the
 training command's folds); fold i's scorer is fitted on every PolicyQA pair and the other folds' own-dev

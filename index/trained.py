@@ -23,7 +23,7 @@ from index.errors import PolicyQAError
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 # The shipped retriever: the default encoder of every index (index.embed.DEFAULT_MODEL) and `policyqa train`'s
 # default name. v4 to v1 stay shipped and selectable with --model.
-DEFAULT_TRAINED = "policyqa/minilm-policy-v5"
+DEFAULT_TRAINED = "policyqa/minilm-policy-v6"
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 

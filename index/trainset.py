@@ -28,6 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 POLICYQA_DEV = REPO.parent / "shared" / "benchmarks" / "policyqa" / "dev.json"
 _ALSO = REPO.parent.parent / "shared" / "benchmarks" / "policyqa" / "dev.json"
 OWN_DEV = REPO / "eval" / "questions_dev.jsonl"
+# The fresh questions (written to check recipes against questions no rule was tuned on; v1 to v5 never trained on
+# them) are training data from minilm-policy-v6 on; their figures are k-fold since (held out by question, as own dev's).
+OWN_FRESH = REPO / "eval" / "questions_fresh.jsonl"
+SOURCES = ("policyqa", "own-dev", "own-fresh")  # Example.source; k-fold deals each source's groups in this order
 SEPARATOR = "\n\n"
 
 
@@ -38,8 +42,8 @@ class Example:
     positive: int  # row in TrainSet.passages
     gold: frozenset[int]  # every passage row that holds (part of) the answer
     negative: int  # hard negative row (same policy, no gold)
-    source: str  # "policyqa" | "own-dev"
-    group: str  # what k-fold splits by: the PolicyQA policy, or the own-dev question id
+    source: str  # one of SOURCES
+    group: str  # what k-fold splits by: the PolicyQA policy, or the own question's id
     spans: tuple[tuple[int, int], ...] = ()  # the answer's character spans in the policy text (sentence targets)
     paraphrase: bool = False  # a hand-written rewording of an own-dev question (group = its source's id): trained on, never scored
 
@@ -158,12 +162,15 @@ TRAINED_CHUNKING = ChunkSettings(max_chars=700, overlap=100)
 
 def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
                    settings: ChunkSettings = TRAINED_CHUNKING, limit: int | None = None,
-                   paraphrases: Path | None = None) -> TrainSet:
+                   paraphrases: Path | None = None, fresh: Path | None = None) -> TrainSet:
     """The training triples from PolicyQA (`policyqa`, default the shared dev split) and our own dev gold
     (`own_dev`; None leaves it out). `paraphrases` (with `own_dev`): a JSONL file of reworded own-dev
     questions ({"id", "source": the own-dev id, "question", "policies", "evidence", ...}); each becomes an
     own-dev example with `paraphrase=True` whose group is its SOURCE id, so k-fold keeps it on its source's
-    side (the fold split is the same as without them). `limit` keeps the first N examples (tests)."""
+    side (the fold split is the same as without them). `fresh` (with `own_dev`): more own questions in
+    its format (eval/questions_fresh.jsonl), source "own-fresh", each its own group, dealt into the folds
+    after own dev's, so own dev's fold split is the same as without them. `limit` keeps the first N
+    examples (tests)."""
     builder = _Builder(settings)
     examples: list[Example] = []
     data = json.loads(Path(policyqa or policyqa_file()).read_text(encoding="utf-8"))
@@ -184,9 +191,9 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
     if own_dev is not None and Path(own_dev).exists():
         from index.corpus import DEFAULT_CORPUS, load_corpus
 
-        for path in (own_dev, paraphrases):
+        for path in (own_dev, paraphrases, fresh):
             if path is not None and Path(path).name in _FROZEN:
-                raise ValueError(f"{Path(path).name} holds held-out questions (frozen test or fresh); they are never trained on")
+                raise ValueError(f"{Path(path).name} holds frozen test questions; they are never trained on")
         corpus = {p.id: p for p in load_corpus(DEFAULT_CORPUS)}
         for policy in corpus.values():
             builder.add_policy(policy)
@@ -199,20 +206,23 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
             if strays:
                 raise ValueError(f"paraphrases of questions not in {Path(own_dev).name}: {strays[:5]}")
             examples += _own_dev_examples(builder, corpus, extra, paraphrase=True)
+        if fresh is not None:
+            examples += _own_dev_examples(builder, corpus, _jsonl(fresh), paraphrase=False, source="own-fresh")
     if limit is not None:
         examples = examples[:limit]
     return TrainSet(builder.passages, [p.embedding_text() for p in builder.passages], examples)
 
 
-_FROZEN = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl", "questions_fresh.jsonl")
+_FROZEN = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl")
 
 
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _own_dev_examples(builder: _Builder, corpus: dict[str, Policy], rows: list[dict], paraphrase: bool) -> list[Example]:
-    """Own-dev examples of the answerable, single-turn `rows` with evidence; a paraphrase's group is its source id."""
+def _own_dev_examples(builder: _Builder, corpus: dict[str, Policy], rows: list[dict], paraphrase: bool,
+                      source: str = "own-dev") -> list[Example]:
+    """Own examples of the answerable, single-turn `rows` with evidence; a paraphrase's group is its source id."""
     out: list[Example] = []
     for row in rows:
         if not row.get("answerable") or not row.get("evidence") or row.get("history"):
@@ -229,18 +239,18 @@ def _own_dev_examples(builder: _Builder, corpus: dict[str, Policy], rows: list[d
             text = corpus[pid].text
             spans = tuple((i, i + len(e["text"])) for e in row["evidence"] if e["policy"] == pid
                           for i in [text.find(e["text"])] if i >= 0)
-            ex = builder.example(row["question"], pid, gold, gold[0], "own-dev", group, spans, paraphrase)
+            ex = builder.example(row["question"], pid, gold, gold[0], source, group, spans, paraphrase)
             if ex:
                 out.append(ex)
     return out
 
 
 def folds(trainset: TrainSet, k: int, seed: int) -> list[set[str]]:
-    """`k` disjoint sets of groups: PolicyQA policies and own-dev questions, each shuffled with `seed`
+    """`k` disjoint sets of groups: PolicyQA policies and own questions, each source's shuffled with `seed`
     and dealt round-robin, so every fold holds out whole policies and some of our own questions."""
     rng = np.random.default_rng(seed)
     out: list[set[str]] = [set() for _ in range(k)]
-    for source in ("policyqa", "own-dev"):
+    for source in SOURCES:
         groups = sorted({e.group for e in trainset.examples if e.source == source})
         for i, g in enumerate(rng.permutation(groups)):
             out[i % k].add(str(g))

@@ -106,7 +106,7 @@ class Settings:
     ja_retrieval: RetrievalSettings = field(default_factory=lambda: RetrievalSettings(lexical_weight=0.25, sentence_weight=0.5, heading_weight=0.2,
                                                                                       lexical_floor=0.0))
     multilingual: bool = True  # answer Japanese questions with the index's multilingual vectors
-    # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v3, fitted over minilm-policy-v5; None: off):
+    # The answer-sentence scorer (qa.scorer, index/trained/sentence-scorer-v4, fitted over minilm-policy-v6; None: off):
     # P(a sentence holds the answer) for the sentences of an English question's top passages. Chosen on the dev questions
     # (eval/reports/report.md ablation rows, eval/reports/scorer_kfold.md): `scorer_rerank` > 0 adds it x the
     # passage's best probability to the fused score of the top `scorer_pool` passages (over minilm-policy-v1:

@@ -28,7 +28,7 @@ from index.trained import file_sha256
 from qa.highlight import SHORT_SENTENCE, sentence_rows, token_set
 
 FORMAT = "policyqa-sentence-scorer"
-DEFAULT_SCORER = "policyqa/sentence-scorer-v3"
+DEFAULT_SCORER = "policyqa/sentence-scorer-v4"
 SCORER_DIR = Path(__file__).resolve().parents[1] / "index" / "trained"
 WEIGHTS = "weights.json"
 MODEL_JSON = "model.json"

@@ -100,9 +100,10 @@ def test_a_passage_is_scored_by_the_share_of_asked_facts_it_states():
 
 
 @pytest.mark.parametrize("question,policy,dated", [
-    ("when was the en japan privacy policy last revised?", "en-japan", "March 9, 2020"),
-    # (minilm-policy-v4 found JapanWork's dated line without the boost; v3 and v5 cite the preamble there)
-    ("from what date is the JapanWork privacy policy?", "japanwork", "2019年5月29日"),
+    # (minilm-policy-v6 finds the dated lines without the boost for "when was the en japan privacy policy last
+    # revised?" and "from what date is the JapanWork privacy policy?", which v5 needed it for; v4 found JapanWork's)
+    ("when did en Japan last update its privacy policy?", "en-japan", "March 9, 2020"),
+    ("when was the JapanWork policy last updated?", "japanwork", "2019年5月29日"),
 ])
 def test_a_question_asking_for_a_date_cites_the_dated_line(engine, question, policy, dated):
     answer = engine.ask(question)

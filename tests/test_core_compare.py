@@ -100,19 +100,23 @@ def test_follow_up_after_a_named_site_widens_to_every_site(engine):
 
 
 def test_comparisons_search_each_site_with_their_own_bm25_weight(engine):
-    """`site_lexical_weight` is BM25's weight in a comparison only: with it en Japan's row for "do any of these sites
-    sell my data?" quotes its third-party clause (the thesaurus reaches the policies through BM25); with the
-    single-site weight (None) it quotes purposes clauses only. A single-site question is answered alike."""
+    """`site_lexical_weight` is BM25's weight in a comparison only: with it Highly Skilled Japan's and Gaijin Poole's
+    rows for "do any of these sites sell my data?" quote their third-party clauses (the thesaurus reaches the policies
+    through BM25: "sell" -> "provide to a third party"); with the single-site weight (None) they do not. (minilm-policy-v5
+    missed en Japan's clause the same way; v6 finds that one at either weight.) A single-site question is answered alike."""
     question = "do any of these sites sell my data?"
     plain = engine.with_settings(replace(engine.settings, site_lexical_weight=None))
     assert engine.settings.site_lexical_weight > engine.settings.retrieval.lexical_weight
 
-    def en_japan_quotes(answer):
-        row = next(r for r in answer.by_policy if r.policy_id == "en-japan")
+    def quotes(answer, policy_id):
+        row = next(r for r in answer.by_policy if r.policy_id == policy_id)
         return " ".join(answer.citations[n - 1].text for n in row.citations)
 
-    assert "provided to a third party" in en_japan_quotes(engine.ask(question))
-    assert "provided to a third party" not in en_japan_quotes(plain.ask(question))
+    weighted, unweighted = engine.ask(question), plain.ask(question)
+    for policy_id, clause in (("highly-skilled-japan", "will not provide User Information to any third party"),
+                              ("gaijin-poole", "will not be provided to a third party")):
+        assert clause in quotes(weighted, policy_id)
+        assert clause not in quotes(unweighted, policy_id)
     single = "can en Japan give my data to other companies?"
     assert [(c.start, c.highlight) for c in engine.ask(single).citations] == [(c.start, c.highlight) for c in plain.ask(single).citations]
 

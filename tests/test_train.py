@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from index.trainset import OWN_DEV, build_trainset, folds, policyqa_file
+from index.trainset import OWN_DEV, OWN_FRESH, build_trainset, folds, policyqa_file
 
 needs_policyqa = pytest.mark.skipif(not policyqa_file().is_file(), reason="PolicyQA dev split not present (../shared)")
 
@@ -22,13 +22,31 @@ def test_trainset_positives_hold_the_answer_and_negatives_do_not():
     own = [e for e in ts.examples if e.source == "own-dev"]
     dev_ids = {r["id"] for r in map(json.loads, OWN_DEV.read_text(encoding="utf-8").splitlines()) if r}
     assert own and {e.group for e in own} <= dev_ids
-    for held_out in ("questions_test.jsonl", "questions_fresh.jsonl"):
-        with pytest.raises(ValueError, match="never trained on"):
-            build_trainset(own_dev=OWN_DEV.with_name(held_out), limit=1)
+    with pytest.raises(ValueError, match="never trained on"):
+        build_trainset(own_dev=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
+    with pytest.raises(ValueError, match="never trained on"):
+        build_trainset(fresh=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
     # Folds hold out whole policies: no PolicyQA policy is on both sides.
     parts = folds(ts, 5, 0)
     assert sum(len(p) for p in parts) == len({e.group for e in ts.examples})
     assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+
+
+@needs_policyqa
+def test_fresh_questions_train_as_their_own_source_and_leave_own_dev_folds_as_they_were():
+    plain = build_trainset()
+    with_fresh = build_trainset(fresh=OWN_FRESH)
+    fresh = [e for e in with_fresh.examples if e.source == "own-fresh"]
+    fresh_ids = {r["id"] for r in map(json.loads, OWN_FRESH.read_text(encoding="utf-8").splitlines()) if r}
+    assert len(fresh) > 100 and {e.group for e in fresh} <= fresh_ids
+    assert [e for e in with_fresh.examples if e.source != "own-fresh"] == plain.examples
+    for e in fresh:  # the positive passage quotes the evidence, as own dev's does
+        assert e.positive in e.gold and with_fresh.passages[e.positive].policy_id == e.policy
+    # Fresh groups are dealt after own dev's: every fold holds out the same PolicyQA policies and own dev
+    # questions as without them (so figures over own dev compare across the two), plus about half the fresh ones.
+    before, after = folds(plain, 2, 0), folds(with_fresh, 2, 0)
+    assert [a - fresh_ids for a in after] == before
+    assert all(abs(len(a & fresh_ids) - len(fresh_ids & {e.group for e in fresh}) / 2) <= 1 for a in after)
 
 
 @needs_policyqa
