@@ -13,7 +13,6 @@ it, as in eval.refit.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,13 +33,12 @@ def rows_for(encoder_name: str, rows: list[dict]) -> list[dict]:
     """The fresh `rows` a model may be measured on: all of them, or for a fold model that trained on some (its
     model.json's held-out groups name fresh questions) those it held out and those no model trains on (not
     answerable, without evidence, or a follow-up)."""
-    spec = Path(encoder_name) / "model.json"
-    if not spec.is_file():
+    from eval.refit import held_out, held_out_rows
+
+    if not (Path(encoder_name) / "model.json").is_file():
         return rows
-    held = set((json.loads(spec.read_text(encoding="utf-8")).get("figures") or {}).get("held_out") or ())
-    if not held & {r["id"] for r in rows}:
-        return rows
-    return [r for r in rows if r["id"] in held or not r.get("answerable") or not r.get("evidence") or r.get("history")]
+    held = held_out(Path(encoder_name))
+    return held_out_rows(held, rows) if held & {r["id"] for r in rows} else rows
 
 
 def measure(encoder_name: str, rows: list[dict], tmp: Path) -> list[dict]:

@@ -32,6 +32,19 @@ def settings_for(base, point: dict):
     return replace(base, retrieval=retrieval, **{k: v for k, v in point.items() if not hasattr(base.retrieval, k)})
 
 
+def held_out(model_dir: Path) -> set[str]:
+    """The groups (PolicyQA policies, own question ids) a fold model of `policyqa train --save-folds` held out."""
+    return set((json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8")).get("figures") or {}).get("held_out") or ())
+
+
+def held_out_rows(held: set[str], rows: list[dict]) -> list[dict]:
+    """The gold `rows` a fold model that held out `held` never trained on: those held out, and those training
+    never takes (index.trainset.trained_on)."""
+    from index.trainset import trained_on
+
+    return [r for r in rows if r["id"] in held or not trained_on(r)]
+
+
 def fold_engines(folds_dir: Path, tmp: Path):
     """(engine, held-out dev rows) per fold model in `folds_dir`."""
     from eval.common import default_corpus_engine
@@ -40,9 +53,7 @@ def fold_engines(folds_dir: Path, tmp: Path):
 
     dev = load_questions("dev")
     for d in sorted(p for p in Path(folds_dir).iterdir() if (p / "model.json").is_file()):
-        held = set(json.loads((d / "model.json").read_text(encoding="utf-8"))["figures"]["held_out"])
-        rows = [r for r in dev if r["id"] in held or not r["answerable"] or not r["evidence"] or r.get("history")]
-        yield default_corpus_engine(Encoder(str(d)), tmp / d.name), rows
+        yield default_corpus_engine(Encoder(str(d)), tmp / d.name), held_out_rows(held_out(d), dev)
 
 
 def main(args) -> int:

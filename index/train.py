@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from index.trained import file_sha256, publish_directory
-from index.trainset import OWN_FRESH, SOURCES, Example, TrainSet, overlaps
+from index.trainset import OWN_FRESH, REPO, SOURCES, Example, TrainSet, overlaps
 
 
 @dataclass(frozen=True)
@@ -349,6 +349,12 @@ def hits(ranks: list[list[int]], examples: list[Example]) -> dict:
             "mrr@10": sum(rr) / n if n else None}
 
 
+def hits_by_source(ranks: list[list[int]], examples: list[Example]) -> dict:
+    """`hits` per source (index.trainset.SOURCES) of the examples, for the sources they hold."""
+    return {s: hits([r for r, e in zip(ranks, examples) if e.source == s], [e for e in examples if e.source == s])
+            for s in SOURCES if any(e.source == s for e in examples)}
+
+
 def evaluate(model: _Model, trainset: TrainSet, examples: list[Example]) -> dict:
     """Figures per source (index.trainset.SOURCES) for the model's current weights."""
     out = {}
@@ -417,7 +423,7 @@ def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, l
         log(f"trained, in-sample: {_line(in_sample)}  ({result.steps} steps, {result.seconds:.0f} s)")
         figures = {"base": base_figures, "in_sample": in_sample, "k_fold": None, "folds": [], "k": k}
         # Usable now; the card is written again with the fold figures when they are in.
-        _publish(out, result, _record(name, config, result, examples, trainset, data_file, t_start, figures))
+        _publish(out, result, _record(name, config, result, examples, trainset, data_file, t_start, figures, fresh))
     fold_rows = []
     if k > 1:
         held_examples: list[Example] = []
@@ -429,20 +435,17 @@ def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, l
                 continue
             r = train(trainset, train_part, config, model=model, progress=progress)
             ranks = dense_ranks(model, trainset, test_part)
-            figures = {s: hits([x for x, e in zip(ranks, test_part) if e.source == s], [e for e in test_part if e.source == s])
-                       for s in SOURCES if any(e.source == s for e in test_part)}
+            figures = hits_by_source(ranks, test_part)
             fold_rows.append({"fold": i, "held_out": sorted(held), "trained_on": len(train_part), "steps": r.steps,
                               "seconds": round(r.seconds, 1), "figures": figures})
             held_examples += test_part
             held_ranks += ranks
             if save_folds is not None:
                 fold_record = _record(f"{name}-fold{i}", config, r, train_part, trainset, data_file, t_start,
-                                      {"held_out": sorted(held), "figures": figures})
+                                      {"held_out": sorted(held), "figures": figures}, fresh)
                 _publish(Path(save_folds) / f"fold{i}", r, fold_record)
             log(f"fold {i + 1}/{k}: held out {len(test_part)} questions: {_line(figures)}")
-        k_fold = {s: hits([x for x, e in zip(held_ranks, held_examples) if e.source == s],
-                          [e for e in held_examples if e.source == s]) for s in SOURCES
-                  if any(e.source == s for e in held_examples)}
+        k_fold = hits_by_source(held_ranks, held_examples)
         log(f"k-fold by policy (held out): {_line(k_fold)}")
     else:
         k_fold = None
@@ -453,12 +456,18 @@ def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, l
         (Path(out) / FOLDS_JSON).write_text(json.dumps(folds_record, indent=1) + "\n", encoding="utf-8")
         return folds_record
     record = _record(name, config, result, examples, trainset, data_file, t_start,
-                     {"base": base_figures, "in_sample": in_sample, "k_fold": k_fold, "folds": fold_rows, "k": k})
+                     {"base": base_figures, "in_sample": in_sample, "k_fold": k_fold, "folds": fold_rows, "k": k}, fresh)
     _publish(out, result, record)
     return record
 
 
-def _record(name, config, result, examples, trainset, data_file, t_start, figures) -> dict:
+def _repo_relative(path: Path) -> str:
+    """`path` as the card names a data file: relative to the repository when inside it (eval/questions_fresh.jsonl)."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+
+
+def _record(name, config, result, examples, trainset, data_file, t_start, figures, fresh: Path | None = None) -> dict:
     return {
         "format": "policyqa-trained-layers", "name": name, "base": config.base, "kind": "sentence-encoder",
         "files": {}, "config": config.to_dict(), "steps": result.steps, "examples": len(examples),
@@ -467,7 +476,7 @@ def _record(name, config, result, examples, trainset, data_file, t_start, figure
                               "questions": sum(e.source == "policyqa" for e in examples)},
                  "own_dev": {"file": "eval/questions_dev.jsonl", "questions": sum(e.source == "own-dev" and not e.paraphrase for e in examples),
                              **({"paraphrases": sum(e.paraphrase for e in examples)} if any(e.paraphrase for e in examples) else {})},
-                 **({"own_fresh": {"file": "eval/questions_fresh.jsonl", "questions": sum(e.source == "own-fresh" for e in examples)}}
+                 **({"own_fresh": {"file": _repo_relative(fresh), "questions": sum(e.source == "own-fresh" for e in examples)}}
                     if any(e.source == "own-fresh" for e in examples) else {}),
                  "passages": len(trainset.passages)},
         "figures": figures,

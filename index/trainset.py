@@ -220,12 +220,18 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def trained_on(row: dict) -> bool:
+    """Whether training takes this own gold question: answerable, single-turn, with evidence. The others (not
+    addressed, follow-ups) no model trains on, so every model may be measured on them."""
+    return bool(row.get("answerable") and row.get("evidence") and not row.get("history"))
+
+
 def _own_dev_examples(builder: _Builder, corpus: dict[str, Policy], rows: list[dict], paraphrase: bool,
                       source: str = "own-dev") -> list[Example]:
     """Own examples of the answerable, single-turn `rows` with evidence; a paraphrase's group is its source id."""
     out: list[Example] = []
     for row in rows:
-        if not row.get("answerable") or not row.get("evidence") or row.get("history"):
+        if not trained_on(row):
             continue
         group = row["source"] if paraphrase else row["id"]
         for pid in sorted({e["policy"] for e in row["evidence"]}):

@@ -208,7 +208,7 @@ def figures(pairs: Pairs, probabilities: np.ndarray) -> dict:
 
 def training_questions(policyqa: Path | None, own_dev: Path | None, limit: int | None):
     """(PolicyQA policies, [(question, policy, gold spans, "policyqa", policy)], own-dev rows)."""
-    from index.trainset import OWN_DEV, policyqa_file, rebuild_policyqa
+    from index.trainset import OWN_DEV, policyqa_file, rebuild_policyqa, trained_on
 
     data = json.loads(Path(policyqa or policyqa_file()).read_text(encoding="utf-8"))
     policies, questions = rebuild_policyqa(data)
@@ -223,7 +223,7 @@ def training_questions(policyqa: Path | None, own_dev: Path | None, limit: int |
             raise ValueError("the frozen test questions are never trained on")
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line) if line.strip() else None
-            if not row or not row.get("answerable") or not row.get("evidence") or row.get("history"):
+            if not row or not trained_on(row):
                 continue
             for pid in sorted({e["policy"] for e in row["evidence"]}):
                 own.append((row["question"], pid, [e["text"] for e in row["evidence"] if e["policy"] == pid], "own-dev", row["id"]))
