@@ -381,6 +381,26 @@ def save_layers(state: dict[str, np.ndarray], out: Path) -> dict[str, str]:
     return files
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the kernel.
+
+    A training step allocates and frees activations of tens of MB; by default glibc serves each from a
+    fresh mmap, so every step page-faults its memory in again. `policyqa train` with the defaults, idle
+    machine: 30 min 12 s, 275 s of it system time (81M page faults) -> 27 min 3 s, 20 s (1.9M), the
+    same card (peak RSS 6.3 -> 7.7 GB). A no-op (False) where the C library has no mallopt (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return all([mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1)), mallopt(m_top_pad, ctypes.c_int(256 << 20)),
+                mallopt(m_mmap_threshold, ctypes.c_int(128 << 20))])
+
+
 MODEL_JSON = "model.json"
 CARD = "MODEL_CARD.md"
 LOSS_JSON = "loss.json"
@@ -401,6 +421,7 @@ def run(out: Path, name: str, config: TrainConfig = TrainConfig(), k: int = 5, l
     from index.trainset import build_trainset, folds, policyqa_file
 
     t_start = time.perf_counter()
+    keep_freed_memory()
     out = Path(out)
     data_file = Path(policyqa or policyqa_file())
     trainset = build_trainset(data_file, limit=limit, paraphrases=paraphrases, fresh=fresh)
