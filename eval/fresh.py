@@ -9,6 +9,9 @@ shipped one); a --folds DIR of `policyqa train --save-folds` gives one line per 
 fresh questions it did not train on (all of them for a fold model of v5 or before, the half it held out for
 v6's), then one line pooling them. A model the index's answer-sentence scorer was not fitted on answers without
 it, as in eval.refit.
+
+`--split held` measures the held-out questions (eval/questions_held.jsonl, 60 written on 2026-12-03 the same way,
+after every choice about v6): no model or rule has seen them, so every model answers all of them.
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ def line(name: str, f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eval.gold import load_questions
+    from eval.gold import FRESH_SPLITS, load_questions
     from eval.run import aggregate
     from index.errors import PolicyQAError
     from index.trained import DEFAULT_TRAINED
@@ -67,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.fresh", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", default=[], help="an encoder to measure (repeatable)")
     p.add_argument("--folds", action="append", default=[], type=Path, help="fold models of `policyqa train --save-folds`")
+    p.add_argument("--split", choices=FRESH_SPLITS, default="fresh", help="the fresh questions (default) or the held-out ones")
     args = p.parse_args(argv)
-    rows = load_questions("fresh")
+    rows = load_questions(args.split)
     names = encoders(args.model or ([] if args.folds else [DEFAULT_TRAINED]), args.folds)
     try:
         with tempfile.TemporaryDirectory(prefix="policyqa-fresh-") as tmp:

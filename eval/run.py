@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eval.common import REPORTS, jsonable, set_threads, write_atomic  # noqa: F401  (set_threads: tests)
 from eval.cross import cross_figures, load_cross, misses, run_cross
-from eval.gold import EVAL_DIR, JA_SPLITS, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
+from eval.gold import EVAL_DIR, FROZEN, JA_SPLITS, RECORDED, SPLITS, file_sha256, load_questions, load_recorded, score_answer, split_path
 from eval.metrics import abstention, collapse, hit_at_k, mean, percentile
 
 SHOWN_K = 3
@@ -416,8 +416,7 @@ def record(results: dict) -> None:
         "about": "PolicyQA's recorded figures on the gold questions; `policyqa eval --check` and "
                  "tests/test_eval_regression.py fail when hit@1 or highlight-hit@1 on dev+test drop > 3 points. "
                  "Re-record with `python -m eval --record` after a deliberate change.",
-        "test_split_sha256": file_sha256(split_path("test")),
-        "ja_test_split_sha256": file_sha256(split_path("ja_test")),
+        **{key: file_sha256(split_path(split)) for split, key in FROZEN.items()},
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "policyqa": {s: {k: m[k] for k in keep} for s, m in jsonable(results["policyqa"]["metrics"]).items()},
@@ -561,10 +560,9 @@ def main(args) -> int:
         metrics_all = results["policyqa"].get("check_all") or results["policyqa"]["metrics"]["all"]
         recorded = load_recorded()
         problems = check(metrics_all, recorded)
-        if recorded.get("test_split_sha256") and recorded["test_split_sha256"] != file_sha256(split_path("test")):
-            problems.append("eval/questions_test.jsonl changed since it was frozen (sha256 differs from recorded.json)")
-        if recorded.get("ja_test_split_sha256") and recorded["ja_test_split_sha256"] != file_sha256(split_path("ja_test")):
-            problems.append("eval/questions_ja_test.jsonl changed since it was frozen (sha256 differs from recorded.json)")
+        for split, key in FROZEN.items():
+            if recorded.get(key) and recorded[key] != file_sha256(split_path(split)):
+                problems.append(f"eval/{split_path(split).name} changed since it was frozen (sha256 differs from recorded.json)")
         if "policyqa_japanese" in recorded:
             problems += [f"Japanese {p}" for p in check(results["policyqa"]["japanese"]["metrics"]["all"],
                                                         {"policyqa": recorded["policyqa_japanese"]})]

@@ -7,7 +7,7 @@ from eval.gold import FROZEN, KINDS, NOT_ADDRESSED, RECORDED, file_sha256, load_
 from index.corpus import load_corpus
 
 POLICIES = {p.id: p.text for p in load_corpus()}
-ROWS = load_questions("all") + load_questions("ja") + load_questions("fresh")
+ROWS = load_questions("all") + load_questions("ja") + load_questions("fresh") + load_questions("held")
 
 
 def test_splits_are_the_expected_size():
@@ -16,6 +16,7 @@ def test_splits_are_the_expected_size():
     assert sum(r["split"] == "ja_dev" for r in ROWS) == 43
     assert sum(r["split"] == "ja_test" for r in ROWS) == 24
     assert sum(r["split"] == "fresh" for r in ROWS) == 128  # 111 answerable, 17 not addressed (fB052 dropped: it repeated a dev question)
+    assert sum(r["split"] == "held" for r in ROWS) == 58  # 48 answerable, 10 not addressed (fD001, fD026 dropped: repeats)
 
 
 def test_japanese_questions_are_written_in_japanese():

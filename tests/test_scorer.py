@@ -147,3 +147,13 @@ def test_an_answer_names_the_scorer_only_when_its_path_consulted_it(engine):
     assert with_highlight.ask("which sites let me delete my data?", k=3).to_dict()["scorer"] == engine.settings.scorer
     japanese = engine.ask("JapanWorkは私の電話番号を集めていますか？", k=3)
     assert japanese.language == "ja" and "scorer" not in japanese.to_dict()
+
+
+@needs_policyqa
+@pytest.mark.parametrize("name", ["questions_test.jsonl", "questions_held.jsonl"])
+def test_the_scorer_never_trains_on_the_held_out_questions(name):
+    from index.trainset import OWN_DEV
+    from qa.scorer_train import training_questions
+
+    with pytest.raises(ValueError, match="never trained on"):
+        training_questions(None, OWN_DEV.with_name(name), limit=1)

@@ -29,6 +29,8 @@ def test_trainset_positives_hold_the_answer_and_negatives_do_not():
         build_trainset(own_dev=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
     with pytest.raises(ValueError, match="never trained on"):
         build_trainset(fresh=OWN_DEV.with_name("questions_test.jsonl"), limit=1)
+    with pytest.raises(ValueError, match="never trained on"):
+        build_trainset(fresh=OWN_DEV.with_name("questions_held.jsonl"), limit=1)
     # Folds hold out whole policies: no PolicyQA policy is on both sides.
     parts = folds(ts, 5, 0)
     assert sum(len(p) for p in parts) == len({e.group for e in ts.examples})
