@@ -10,7 +10,7 @@ fresh questions it did not train on (all of them for a fold model of v5 or befor
 v6's), then one line pooling them. A model the index's answer-sentence scorer was not fitted on answers without
 it, as in eval.refit.
 
-`--split held` measures the held-out questions (eval/questions_held.jsonl, 60 written on 2026-12-03 the same way,
+`--split held` measures the held-out questions (eval/questions_held.jsonl, 58 written on 2026-12-03 the same way,
 after every choice about v6): no model or rule has seen them, so every model answers all of them.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ JA_SPLITS = ("ja_dev", "ja_test")
 # 128 questions written on 2026-12-02 by two writers who saw only the policies (not the other splits), to
 # measure whether a recipe generalises beyond the dev questions the engine's rules were tuned on. Never
 # trained on until minilm-policy-v6, which trains on them (their honest figures are then k-fold); not in "all", so the
-# recorded figures stay comparable. Run: python -m eval.fresh. "held": 60 more written on 2026-12-03 the same way (two
+# recorded figures stay comparable. Run: python -m eval.fresh. "held": 58 more written on 2026-12-03 the same way (two
 # writers who read only the policies, one asking with a scenario, one with short direct questions), after every
 # choice about v6 was made: never trained or tuned on, like the frozen test. Run: python -m eval.fresh --split held
 FRESH_SPLITS = ("fresh", "held")
