@@ -186,34 +186,53 @@ def upgrade_index(directory: Path | str, encoder=None, wait: float = DEFAULT_WAI
                            ChunkSettings(**manifest.get("chunking", {})), progress=log is not None)
 
 
+def _rebuild_in_place(directory: Path, why: Callable[[], str | None], say: Callable[[str, int], str], model: str | None = None,
+                      encoder=None, wait: float = DEFAULT_WAIT, log: Log | None = None, **build) -> dict | None:
+    """Rebuild the index in `directory` from the policies it holds (added ones too), with its chunking and `model`
+    (default: its own), when `why()` names a reason, checked again under the index lock; the shipped policies take
+    the shipped manifest's new aliases while their text is unchanged. Every vector of unchanged text is reused.
+    `say(reason, policies)` is the line logged. None when there is nothing to do (or another process did it)."""
+    from index.build import build_index
+    from index.chunk import ChunkSettings
+
+    if why() is None:
+        return None
+    with index_lock(directory, wait=wait, log=log):
+        reason = why()
+        if reason is None:
+            return None  # another process did it meanwhile
+        manifest = read_manifest(directory)
+        policies = with_shipped_aliases(stored_policies(directory))
+        if log:
+            log(say(reason, len(policies)))
+        model = model or manifest["model"]["name"]
+        encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
+        return build_index(policies, directory, encoder, ChunkSettings(**manifest.get("chunking", {})),
+                           progress=log is not None, **build)
+
+
 def add_multilingual(directory: Path | str, encoder=None, wait: float = DEFAULT_WAIT, log: Log | None = None) -> dict | None:
     """Give an index built before PolicyQA read questions in Japanese its multilingual vectors, once:
     rebuilt from the policies it holds (added ones too) with its model and chunking, every dense
     vector reused; the shipped policies also take the shipped manifest's new aliases (ジャパンワーク…)
     while their text is unchanged. None when it has them already, or the multilingual encoder is off
     or not installed (index.multilingual.default_encoder says why)."""
-    from index.build import build_index
-    from index.chunk import ChunkSettings
     from index.multilingual import default_encoder
 
     directory = Path(directory)
-    if live_version(directory) is None or read_manifest(directory).get("multilingual"):
+
+    def lacking() -> str | None:
+        return "no multilingual vectors" if live_version(directory) is not None and not read_manifest(directory).get("multilingual") else None
+
+    if lacking() is None:
         return None
     multilingual = default_encoder()
     if multilingual is None:
         return None
-    with index_lock(directory, wait=wait, log=log):
-        manifest = read_manifest(directory)
-        if manifest.get("multilingual"):
-            return None  # another process did it meanwhile
-        policies = with_shipped_aliases(stored_policies(directory))
-        if log:
-            log(f"Adding multilingual vectors to the index at {directory} so it reads questions in Japanese "
-                f"({len(policies)} policies, once)…")
-        model = manifest["model"]["name"]
-        encoder = encoder if encoder is not None and encoder.name == model else get_encoder(model)
-        return build_index(policies, directory, encoder, ChunkSettings(**manifest.get("chunking", {})),
-                           progress=log is not None, multilingual=multilingual)
+    return _rebuild_in_place(
+        directory, lacking, lambda _, n: f"Adding multilingual vectors to the index at {directory} so it reads questions in "
+                                         f"Japanese ({n} policies, once)…",
+        encoder=encoder, wait=wait, log=log, multilingual=multilingual)
 
 
 def with_shipped_aliases(policies: list[Policy]) -> list[Policy]:
@@ -229,6 +248,40 @@ def with_shipped_aliases(policies: list[Policy]) -> list[Policy]:
             p = replace(p, aliases=tuple(dict.fromkeys(p.aliases + new.aliases)))
         out.append(p)
     return out
+
+
+def missing_shipped_aliases(directory: Path | str) -> dict[str, list[str]]:
+    """{policy id: the shipped manifest's aliases it lacks} for each shipped policy of the index in `directory`
+    whose text is the shipped text; {} when there is no index. Reads the manifests and shipped texts only (1-2 ms a start)."""
+    directory = Path(directory)
+    try:
+        if live_version(directory) is None:
+            return {}
+        entries = {e["id"]: e for e in read_manifest(directory)["policies"]}
+    except (IndexLoadError, KeyError, TypeError):
+        return {}  # reading the index says what is wrong with it
+    out = {}
+    for p in load_corpus():
+        entry = entries.get(p.id)
+        if entry is not None and entry.get("sha256") == checksum(p.text):
+            missing = [a for a in p.aliases if a not in (entry.get("aliases") or ())]
+            if missing:
+                out[p.id] = missing
+    return out
+
+
+def follow_shipped_aliases(directory: Path | str, wait: float = DEFAULT_WAIT, log: Log | None = None) -> dict | None:
+    """Give the default index the names for the shipped sites that this release's manifest adds ("Gaijin Pool"),
+    so a question using one is answered from its site without a rebuild by hand: rebuilt once, every vector reused.
+    None when it has them all."""
+    directory = Path(directory)
+
+    def why() -> str | None:
+        missing = missing_shipped_aliases(directory)
+        return ", ".join(f"{a!r} for {pid}" for pid, names in sorted(missing.items()) for a in names) or None
+
+    return _rebuild_in_place(directory, why, lambda names, n: f"Adding this release's site names ({names}) to the index at "
+                                                              f"{directory} ({n} policies, once)…", wait=wait, log=log)
 
 
 def superseded_model(directory: Path | str, model: str) -> str | None:
@@ -252,23 +305,12 @@ def follow_shipped_model(directory: Path | str, model: str, wait: float = DEFAUL
     encoder built it (superseded_model): after an upgrade it answers as a fresh install does. Every policy it
     holds is kept (added ones too) with its chunking; unchanged passages keep their multilingual vectors, and
     shipped policies take the shipped manifest's new aliases. None when there is nothing to do."""
-    from index.build import build_index
-    from index.chunk import ChunkSettings
-
     directory = Path(directory)
-    if superseded_model(directory, model) is None:
-        return None
-    with index_lock(directory, wait=wait, log=log):
-        old = superseded_model(directory, model)
-        if old is None:
-            return None  # another process did it meanwhile
-        manifest = read_manifest(directory)
-        policies = with_shipped_aliases(stored_policies(directory))
-        if log:
-            log(f"Re-encoding the index at {directory} with {model}, this release's encoder (it was built with "
-                f"{old}; {len(policies)} policies, once)…")
-        return build_index(policies, directory, get_encoder(model), ChunkSettings(**manifest.get("chunking", {})),
-                           progress=log is not None)
+    return _rebuild_in_place(
+        directory, lambda: superseded_model(directory, model),
+        lambda old, n: f"Re-encoding the index at {directory} with {model}, this release's encoder (it was built with "
+                       f"{old}; {n} policies, once)…",
+        model=model, wait=wait, log=log)
 
 
 def check_rebuild(directory: Path | str, policies: list[Policy], replace: bool = False) -> None:

@@ -47,8 +47,8 @@ def build(corpus: Path, out: Path, model: str, progress: bool = True, log: Log =
 
 def open_engine(index_dir: Path | str | None, model: str | None = None, log: Log = _stderr) -> Engine:
     """The engine over `index_dir`; the default index (None) is built from the shipped corpus on first
-    use, an index of an earlier format is upgraded in place, and a default index an earlier release built
-    with its shipped encoder is re-encoded with this one's."""
+    use, an index of an earlier format is upgraded in place, a default index an earlier release built
+    with its shipped encoder is re-encoded with this one's, and it takes the names this release's manifest adds."""
     directory = Path(index_dir) if index_dir else default_index_dir()
     if index_dir is None and live_version(directory) is None:
         log(f"Building the default index at {directory} (first use, about a minute)…")
@@ -58,11 +58,13 @@ def open_engine(index_dir: Path | str | None, model: str | None = None, log: Log
 
         upgrade_index(directory, log=log)
     else:
-        from index.library import add_multilingual, follow_shipped_model
+        from index.library import add_multilingual, follow_shipped_aliases, follow_shipped_model
 
         add_multilingual(directory, log=log)  # an index from before Japanese questions: once, dense vectors reused
         if index_dir is None and model is None:  # the default index follows the shipped encoder across upgrades
             follow_shipped_model(directory, DEFAULT_MODEL, log=log)
+        if index_dir is None:  # ... and the shipped manifest's names for its sites ("Gaijin Pool")
+            follow_shipped_aliases(directory, log=log)
     engine = Engine.open(directory, model=model)
     if engine.index.query_encoder_dir is None and (model or engine.index.model) == engine.index.model:
         # Indexes built before PolicyQA exported its ONNX query encoder answer the slow way.

@@ -213,6 +213,48 @@ def test_cli_human_output_and_errors(default_index, tmp_path):
     assert missing.returncode == 1 and "no index" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_the_default_index_takes_the_names_a_later_manifest_adds_on_its_next_start(tmp_path, monkeypatch, encoder):
+    """A release whose manifest knows a new name for a site ("Gaijin Pool") reaches an existing default index on its
+    next start; an index the user pointed at (--index) is left as built."""
+    from dataclasses import replace
+
+    from index.library import follow_shipped_aliases, missing_shipped_aliases
+    from qa.service import open_engine
+
+    directory = tmp_path / "default"
+    earlier = [replace(p, aliases=tuple(a for a in p.aliases if a != "Gaijin Pool")) if p.id == "gaijin-poole" else p
+               for p in load_corpus()]
+    build_index(earlier, directory, encoder)
+    question = "who runs gaijin pool? is it a different company?"
+    assert missing_shipped_aliases(directory) == {"gaijin-poole": ["Gaijin Pool"]}
+    messages: list[str] = []
+    assert len(open_engine(directory, log=messages.append).ask(question).policies) > 1  # --index DIR: not named
+    assert not messages and missing_shipped_aliases(directory)
+
+    monkeypatch.setenv("POLICYQA_INDEX", str(directory))
+    engine = open_engine(None, log=messages.append)
+    assert [m for m in messages if "'Gaijin Pool' for gaijin-poole" in m]
+    assert engine.ask(question).policies == ["gaijin-poole"]
+    entry = next(e for e in read_manifest(directory)["policies"] if e["id"] == "gaijin-poole")
+    assert "Gaijin Pool" in entry["aliases"] and missing_shipped_aliases(directory) == {}
+    messages.clear()
+    open_engine(None, log=messages.append)
+    assert not messages and follow_shipped_aliases(directory) is None  # once
+
+
+def test_following_the_manifest_s_names_embeds_nothing_again(tmp_path, encoder):
+    from dataclasses import replace
+
+    from index.library import follow_shipped_aliases, missing_shipped_aliases
+
+    directory = tmp_path / "default"
+    build_index([replace(p, aliases=p.aliases[:1]) for p in load_corpus()], directory, encoder)
+    figures = follow_shipped_aliases(directory)
+    assert figures["embedded"] == 0 and figures["embedded_multilingual"] == 0 and figures["reused"] > 0
+    assert all(len(e["aliases"]) > 1 for e in read_manifest(directory)["policies"])
+    assert missing_shipped_aliases(directory) == {}  # every shipped name round-trips: no rebuild on every start
+
+
 def test_a_default_index_built_by_an_earlier_shipped_encoder_is_re_encoded_keeping_added_policies(tmp_path, monkeypatch, encoder):
     """After an upgrade, the default index answers with this release's encoder, as a fresh install does; an index
     the user pointed at (--index) is left with its model."""
