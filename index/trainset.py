@@ -192,8 +192,7 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
         from index.corpus import DEFAULT_CORPUS, load_corpus
 
         for path in (own_dev, paraphrases, fresh):
-            if path is not None and Path(path).name in FROZEN_FILES:
-                raise ValueError(f"{Path(path).name} holds held-out test questions; they are never trained on")
+            refuse_held_out(path)
         corpus = {p.id: p for p in load_corpus(DEFAULT_CORPUS)}
         for policy in corpus.values():
             builder.add_policy(policy)
@@ -215,6 +214,13 @@ def build_trainset(policyqa: Path | None = None, own_dev: Path | None = OWN_DEV,
 
 # The question files kept to check results, never trained on (eval/gold.py says what each holds).
 FROZEN_FILES = ("questions_test.jsonl", "questions_ja_test.jsonl", "cross_test.jsonl", "questions_held.jsonl")
+
+
+def refuse_held_out(path: Path | None) -> None:
+    """Raise ValueError when `path` is one of the held-out question files (FROZEN_FILES): the retriever's and the
+    scorer's training both ask this before reading their own questions."""
+    if path is not None and Path(path).name in FROZEN_FILES:
+        raise ValueError(f"{Path(path).name} holds held-out test questions; they are never trained on")
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -208,7 +208,7 @@ def figures(pairs: Pairs, probabilities: np.ndarray) -> dict:
 
 def training_questions(policyqa: Path | None, own_dev: Path | None, limit: int | None):
     """(PolicyQA policies, [(question, policy, gold spans, "policyqa", policy)], own-dev rows)."""
-    from index.trainset import FROZEN_FILES, OWN_DEV, policyqa_file, rebuild_policyqa, trained_on
+    from index.trainset import OWN_DEV, policyqa_file, rebuild_policyqa, refuse_held_out, trained_on
 
     data = json.loads(Path(policyqa or policyqa_file()).read_text(encoding="utf-8"))
     policies, questions = rebuild_policyqa(data)
@@ -219,8 +219,7 @@ def training_questions(policyqa: Path | None, own_dev: Path | None, limit: int |
     own = []
     path = Path(own_dev or OWN_DEV)
     if own_dev is not False and path.exists():
-        if path.name in FROZEN_FILES:
-            raise ValueError(f"{path.name} holds held-out test questions; they are never trained on")
+        refuse_held_out(path)
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line) if line.strip() else None
             if not row or not trained_on(row):
